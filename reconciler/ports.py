@@ -1,0 +1,139 @@
+"""The service's I/O edges as Protocols, and the values that cross them.
+
+Adapters (store/, runware.py) implement these; the domain and the use cases depend only on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+from reconciler.clips import TaskStatus
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached; the caller should answer 503 or retry later."""
+
+
+class StoreRejected(Exception):
+    """The database refused the call's input (a bug in the caller, never retried)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedJob:
+    """Scheduling state of one pending job, as the database holds it."""
+
+    job_id: str
+    project_id: UUID
+    attempts: int
+    age_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSnapshot:
+    """A project's clips as stored now, after any parked webhook results were applied."""
+
+    project_id: UUID
+    clips: dict[str, Any]
+    applied_parked: dict[str, str]
+    pending_jobs: dict[str, TrackedJob]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    """Result of one guarded merge: which keys moved, and the clips as now stored."""
+
+    found: bool
+    changed: dict[str, str]
+    clips: dict[str, Any]
+
+
+IngestKind = Literal["applied", "parked", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """What happened to a webhook result: written, kept for later, or already known."""
+
+    kind: IngestKind
+    project_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """The outcome of polling one job, to schedule its next check."""
+
+    job_id: str
+    next_check_in_seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    job_id: str
+    project_id: UUID
+    attempts: int
+    age_seconds: float
+    next_check_in_seconds: float
+    lease_owner: str | None
+    last_error: str | None
+    settled: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Every database operation the reconciler performs; each is one SQL function call."""
+
+    async def read_project(
+        self, project_id: UUID, first_check_delay_seconds: float
+    ) -> ProjectSnapshot | None:
+        """Apply parked results, start tracking new pending jobs, return the stored clips."""
+        ...
+
+    async def apply_results(self, project_id: UUID, results: Mapping[str, str]) -> ApplyOutcome:
+        """Guarded merge (I1): only keys whose stored value is "pending" change."""
+        ...
+
+    async def find_project(self, job_id: str) -> UUID | None: ...
+
+    async def ingest_result(
+        self, job_id: str, result: str, reason: str | None
+    ) -> IngestOutcome:
+        """Apply a webhook result to the project holding the job, or park it (I3)."""
+        ...
+
+    async def claim_due_jobs(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[TrackedJob]: ...
+
+    async def record_checks(self, owner: str, checks: Sequence[CheckRecord]) -> int: ...
+
+    async def renew_leases(self, owner: str, lease_seconds: float) -> int: ...
+
+    async def release_leases(self, owner: str) -> int: ...
+
+    async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]: ...
+
+    async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class RunwareCredentialsRejected(Exception):
+    """Runware answered 401/402/403: the API key is wrong, out of credit or not allowed."""
+
+
+class RunwareApi(Protocol):
+    async def get_statuses(self, task_uuids: Sequence[str]) -> dict[str, TaskStatus]:
+        """Status of each task; every requested UUID is in the answer.
+
+        Transient failures end as `CheckError` for the tasks concerned; rejected credentials
+        raise `RunwareCredentialsRejected` because no task can be checked.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
