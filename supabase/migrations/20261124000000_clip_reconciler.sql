@@ -83,20 +83,23 @@ end;
 $$;
 
 
--- Marks jobs settled once their clip is no longer pending (or gone), and drops their parked
--- results; keeps the row, with the outcome, so the reason for a failure stays readable.
-create or replace function reconciler.settle_jobs(p_project_id uuid, p_outcomes jsonb)
+-- Given a project's clips as now stored: marks its tracked jobs settled once their clip is no
+-- longer pending (or is gone), keeping the row and outcome so a failure's reason stays
+-- readable, and drops parked results that can no longer apply.
+create or replace function reconciler.settle_jobs(p_project_id uuid, p_clips jsonb)
 returns void
 language sql
 set search_path = ''
 as $$
     update reconciler.jobs j
-       set settled_at = now(), outcome = o.value #>> '{}',
+       set settled_at = now(),
+           outcome = coalesce(p_clips ->> j.job_id, 'removed'),
            lease_owner = null, lease_expires_at = null
-      from jsonb_each(p_outcomes) o
-     where j.job_id = o.key and j.project_id = p_project_id and j.settled_at is null;
+     where j.project_id = p_project_id and j.settled_at is null
+       and (p_clips -> j.job_id) is distinct from '"pending"'::jsonb;
     delete from reconciler.parked_results pr
-     where pr.job_id in (select key from jsonb_object_keys(p_outcomes) as key);
+     where pr.job_id in (select e.key from jsonb_each(p_clips) e
+                          where e.value <> '"pending"'::jsonb);
 $$;
 
 
@@ -140,14 +143,7 @@ begin
         return jsonb_build_object('found', false, 'changed', '{}'::jsonb, 'clips', null);
     end if;
 
-    perform reconciler.settle_jobs(
-        p_project_id,
-        coalesce(
-            (select jsonb_object_agg(t.job_id, coalesce(v_clips -> t.job_id, '"removed"'::jsonb))
-               from reconciler.jobs t
-              where t.project_id = p_project_id and t.settled_at is null
-                and (v_clips -> t.job_id) is distinct from '"pending"'::jsonb),
-            '{}'::jsonb));
+    perform reconciler.settle_jobs(p_project_id, v_clips);
 
     return jsonb_build_object('found', true, 'changed', v_changed, 'clips', v_clips);
 end;

@@ -1,0 +1,47 @@
+"""The catalogue of SQL functions the reconciler calls: names, parameters and their types.
+
+Both transports read this one table: the Postgres adapter to build `select public.fn(p => $1)`,
+the Supabase adapter to name the RPC and its arguments. The SQL itself lives in
+`supabase/migrations/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SqlFunction:
+    name: str
+    params: tuple[tuple[str, str], ...]  # (argument name, PostgreSQL type)
+
+    @property
+    def argument_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.params)
+
+
+READ_PROJECT = SqlFunction(
+    "reconciler_read_project",
+    (("p_project_id", "uuid"), ("p_first_check_delay_seconds", "double precision")),
+)
+APPLY_RESULTS = SqlFunction(
+    "reconciler_apply_results", (("p_project_id", "uuid"), ("p_results", "jsonb"))
+)
+FIND_PROJECT = SqlFunction("reconciler_find_project", (("p_job_id", "text"),))
+INGEST_RESULT = SqlFunction(
+    "reconciler_ingest_result",
+    (("p_job_id", "text"), ("p_result", "text"), ("p_reason", "text")),
+)
+CLAIM_DUE_JOBS = SqlFunction(
+    "reconciler_claim_due_jobs",
+    (("p_owner", "text"), ("p_limit", "integer"), ("p_lease_seconds", "double precision")),
+)
+RECORD_CHECKS = SqlFunction("reconciler_record_checks", (("p_owner", "text"), ("p_checks", "jsonb")))
+RENEW_LEASES = SqlFunction(
+    "reconciler_renew_leases", (("p_owner", "text"), ("p_lease_seconds", "double precision"))
+)
+RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("p_owner", "text"),))
+JOB_STATES = SqlFunction("reconciler_job_states", (("p_job_ids", "text[]"),))
+PROJECTS_WITH_PENDING = SqlFunction(
+    "reconciler_projects_with_pending", (("p_after", "uuid"), ("p_limit", "integer"))
+)

@@ -1,0 +1,151 @@
+"""`Store` over the SQL functions, whatever carries the calls (asyncpg or PostgREST RPC).
+
+A transport only has to run one function with named JSON-compatible arguments and hand back
+its JSON-compatible result; decoding into domain values happens here, once for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from reconciler.ports import (
+    ApplyOutcome,
+    CheckRecord,
+    IngestOutcome,
+    JobState,
+    ProjectSnapshot,
+    TrackedJob,
+)
+from reconciler.store import calls
+from reconciler.store.calls import SqlFunction
+
+
+class FunctionCaller(Protocol):
+    """Runs one SQL function. Raises StoreUnavailable / StoreRejected on failure."""
+
+    async def call(self, function: SqlFunction, arguments: Mapping[str, Any]) -> Any: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _tracked(job_id: str, row: Mapping[str, Any], project_id: UUID | None = None) -> TrackedJob:
+    return TrackedJob(
+        job_id=job_id,
+        project_id=project_id if project_id is not None else _uuid(row["project_id"]),
+        attempts=int(row["attempts"]),
+        age_seconds=float(row["age_seconds"]),
+    )
+
+
+class FunctionStore:
+    def __init__(self, caller: FunctionCaller) -> None:
+        self._caller = caller
+
+    async def read_project(
+        self, project_id: UUID, first_check_delay_seconds: float
+    ) -> ProjectSnapshot | None:
+        answer = await self._caller.call(
+            calls.READ_PROJECT,
+            {"p_project_id": project_id, "p_first_check_delay_seconds": first_check_delay_seconds},
+        )
+        if not answer["found"]:
+            return None
+        return ProjectSnapshot(
+            project_id=project_id,
+            clips=dict(answer["clips"]),
+            applied_parked=dict(answer["applied_parked"]),
+            pending_jobs={
+                job_id: _tracked(job_id, row, project_id)
+                for job_id, row in answer["pending_jobs"].items()
+            },
+        )
+
+    async def apply_results(self, project_id: UUID, results: Mapping[str, str]) -> ApplyOutcome:
+        answer = await self._caller.call(
+            calls.APPLY_RESULTS, {"p_project_id": project_id, "p_results": dict(results)}
+        )
+        return ApplyOutcome(
+            found=bool(answer["found"]),
+            changed=dict(answer["changed"]),
+            clips=dict(answer["clips"] or {}),
+        )
+
+    async def find_project(self, job_id: str) -> UUID | None:
+        answer = await self._caller.call(calls.FIND_PROJECT, {"p_job_id": job_id})
+        return None if answer is None else _uuid(answer)
+
+    async def ingest_result(self, job_id: str, result: str, reason: str | None) -> IngestOutcome:
+        answer = await self._caller.call(
+            calls.INGEST_RESULT, {"p_job_id": job_id, "p_result": result, "p_reason": reason}
+        )
+        project = answer["project_id"]
+        return IngestOutcome(
+            kind=answer["outcome"], project_id=None if project is None else _uuid(project)
+        )
+
+    async def claim_due_jobs(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[TrackedJob]:
+        answer = await self._caller.call(
+            calls.CLAIM_DUE_JOBS,
+            {"p_owner": owner, "p_limit": limit, "p_lease_seconds": lease_seconds},
+        )
+        return [_tracked(row["job_id"], row) for row in answer]
+
+    async def record_checks(self, owner: str, checks: Sequence[CheckRecord]) -> int:
+        payload = [
+            {
+                "job_id": c.job_id,
+                "next_check_in_seconds": c.next_check_in_seconds,
+                "error": c.error,
+            }
+            for c in checks
+        ]
+        return int(await self._caller.call(calls.RECORD_CHECKS, {"p_owner": owner, "p_checks": payload}))
+
+    async def renew_leases(self, owner: str, lease_seconds: float) -> int:
+        return int(
+            await self._caller.call(
+                calls.RENEW_LEASES, {"p_owner": owner, "p_lease_seconds": lease_seconds}
+            )
+        )
+
+    async def release_leases(self, owner: str) -> int:
+        return int(await self._caller.call(calls.RELEASE_LEASES, {"p_owner": owner}))
+
+    async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        answer = await self._caller.call(calls.JOB_STATES, {"p_job_ids": list(job_ids)})
+        return {
+            job_id: JobState(
+                job_id=job_id,
+                project_id=_uuid(row["project_id"]),
+                attempts=int(row["attempts"]),
+                age_seconds=float(row["age_seconds"]),
+                next_check_in_seconds=float(row["next_check_in_seconds"]),
+                lease_owner=row["lease_owner"],
+                last_error=row["last_error"],
+                settled=bool(row["settled"]),
+                extra={"outcome": row["outcome"]},
+            )
+            for job_id, row in answer.items()
+        }
+
+    async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]:
+        answer = await self._caller.call(
+            calls.PROJECTS_WITH_PENDING, {"p_after": after, "p_limit": limit}
+        )
+        return [_uuid(value) for value in answer]
+
+    async def ping(self) -> None:
+        await self._caller.ping()
+
+    async def close(self) -> None:
+        await self._caller.close()

@@ -1,0 +1,86 @@
+"""Postgres transport: the SQL functions called directly through an asyncpg pool.
+
+asyncpg because it is asyncio-native, fast (binary protocol, prepared statements) and has
+LISTEN/NOTIFY built in, which the Postgres change feed uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from reconciler.ports import StoreRejected, StoreUnavailable
+from reconciler.store.calls import SqlFunction
+from reconciler.store.functions import FunctionStore
+
+# SQLSTATE classes that mean "your input is wrong": 22 data exception, P0 raised by a function.
+_REJECTED_CLASSES = ("22", "P0")
+
+
+def _statement(function: SqlFunction) -> str:
+    arguments = ", ".join(
+        f"{name} => ${index}::{pg_type}"
+        for index, (name, pg_type) in enumerate(function.params, start=1)
+    )
+    return f"select public.{function.name}({arguments})"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def translate_error(error: Exception) -> Exception:
+    """Map a driver error to the port's errors (callers only know those)."""
+    if isinstance(error, asyncpg.PostgresError):
+        state = str(getattr(error, "sqlstate", "") or "")
+        if state.startswith(_REJECTED_CLASSES):
+            return StoreRejected(str(error))
+        return StoreUnavailable(f"database error {state}: {error}")
+    return StoreUnavailable(f"database unreachable: {type(error).__name__}: {error}")
+
+
+class PostgresCaller:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._statements: dict[str, str] = {}
+
+    @classmethod
+    async def connect(cls, dsn: str, *, max_size: int = 10) -> PostgresCaller:
+        # min_size=0: no connection at start-up, so the service starts (and reports not-ready)
+        # while the database is down, and reconnects by itself when it is back.
+        pool = await asyncpg.create_pool(
+            dsn, min_size=0, max_size=max_size, init=_init_connection, command_timeout=30
+        )
+        return cls(pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def call(self, function: SqlFunction, arguments: Mapping[str, Any]) -> Any:
+        statement = self._statements.get(function.name)
+        if statement is None:
+            statement = self._statements[function.name] = _statement(function)
+        values = [arguments[name] for name in function.argument_names]
+        try:
+            async with self._pool.acquire() as conn:
+                return await conn.fetchval(statement, *values)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+            raise translate_error(error) from error
+
+    async def ping(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.fetchval("select 1")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+            raise translate_error(error) from error
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def connect_postgres_store(dsn: str, *, max_size: int = 10) -> FunctionStore:
+    return FunctionStore(await PostgresCaller.connect(dsn, max_size=max_size))

@@ -1,0 +1,75 @@
+"""Supabase transport: every database operation is one supabase-py `rpc()` call.
+
+PostgREST exposes only `public`, so the functions live there; their tables do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+import httpx
+from postgrest import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from reconciler.ports import StoreRejected, StoreUnavailable
+from reconciler.store.calls import FIND_PROJECT, SqlFunction
+from reconciler.store.functions import FunctionStore
+
+# PostgREST passes the SQLSTATE through as `code`: class 22 and P0 mean bad input.
+_REJECTED_CODES = ("22", "P0")
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value) if isinstance(value, UUID) else value
+
+
+def translate_error(error: Exception) -> Exception:
+    if isinstance(error, APIError):
+        code = error.code or ""
+        if code.startswith(_REJECTED_CODES):
+            return StoreRejected(error.message or code)
+        return StoreUnavailable(f"PostgREST error {code}: {error.message}")
+    return StoreUnavailable(f"PostgREST unreachable: {type(error).__name__}: {error}")
+
+
+class SupabaseRpcCaller:
+    def __init__(self, client: AsyncClient, http: httpx.AsyncClient) -> None:
+        self._client = client
+        self._http = http
+
+    @classmethod
+    async def connect(
+        cls, url: str, service_role_key: str, *, timeout_seconds: float = 30.0
+    ) -> SupabaseRpcCaller:
+        # Our own httpx client: supabase-py's timeout option is deprecated, and the pool is
+        # shared by every RPC for keep-alive.
+        http = httpx.AsyncClient(
+            timeout=timeout_seconds, limits=httpx.Limits(max_connections=32)
+        )
+        options = AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
+        return cls(await acreate_client(url, service_role_key, options=options), http)
+
+    @property
+    def client(self) -> AsyncClient:
+        return self._client
+
+    async def call(self, function: SqlFunction, arguments: Mapping[str, Any]) -> Any:
+        params = {name: _jsonable(arguments[name]) for name in function.argument_names}
+        try:
+            response = await self._client.rpc(function.name, params).execute()
+        except (APIError, httpx.HTTPError) as error:
+            raise translate_error(error) from error
+        return response.data
+
+    async def ping(self) -> None:
+        # A cheap call that exercises PostgREST, the database and the service role's grant.
+        await self.call(FIND_PROJECT, {"p_job_id": ""})
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+async def connect_supabase_store(url: str, service_role_key: str) -> FunctionStore:
+    return FunctionStore(await SupabaseRpcCaller.connect(url, service_role_key))

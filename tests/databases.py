@@ -1,0 +1,48 @@
+"""Test databases: one throw-away cluster per test session, a fresh database per test.
+
+The template database gets Supabase's baseline (roles, publication, `projects`) and the
+migration once; each test clones it, which takes milliseconds and isolates tests completely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+
+import asyncpg
+
+from reconciler.localpg import LocalPostgres
+from reconciler.migrations import apply_baseline, apply_migrations
+
+TEMPLATE = "reconciler_template"
+_counter = itertools.count()
+
+
+@dataclass
+class TestCluster:
+    server: LocalPostgres
+
+    def dsn(self, database: str = "postgres") -> str:
+        return self.server.dsn(database)
+
+    def prepare_template(self) -> None:
+        asyncio.run(self._prepare_template())
+
+    async def _prepare_template(self) -> None:
+        admin = await asyncpg.connect(self.dsn())
+        try:
+            await admin.execute(f"create database {TEMPLATE}")
+        finally:
+            await admin.close()
+        await apply_baseline(self.dsn(TEMPLATE))
+        await apply_migrations(self.dsn(TEMPLATE))
+
+    async def create_database(self) -> str:
+        name = f"test_{next(_counter)}"
+        admin = await asyncpg.connect(self.dsn())
+        try:
+            await admin.execute(f"create database {name} template {TEMPLATE}")
+        finally:
+            await admin.close()
+        return self.dsn(name)
