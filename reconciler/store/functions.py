@@ -36,6 +36,11 @@ def _uuid(value: object) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
+def _clips(value: object) -> dict[str, Any]:
+    """A clips column that is not a JSON object (null, an array) holds no jobs for us."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def _tracked(job_id: str, row: Mapping[str, Any], project_id: UUID | None = None) -> TrackedJob:
     return TrackedJob(
         job_id=job_id,
@@ -60,7 +65,7 @@ class FunctionStore:
             return None
         return ProjectSnapshot(
             project_id=project_id,
-            clips=dict(answer["clips"]),
+            clips=_clips(answer["clips"]),
             applied_parked=dict(answer["applied_parked"]),
             pending_jobs={
                 job_id: _tracked(job_id, row, project_id)
@@ -75,7 +80,7 @@ class FunctionStore:
         return ApplyOutcome(
             found=bool(answer["found"]),
             changed=dict(answer["changed"]),
-            clips=dict(answer["clips"] or {}),
+            clips=_clips(answer["clips"]),
         )
 
     async def find_project(self, job_id: str) -> UUID | None:

@@ -1,0 +1,97 @@
+"""I8: anon and authenticated can neither run the reconciler's functions nor read its tables;
+service_role can run the functions. Checked both in SQL and through the PostgREST stand-in."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.standins.postgrest import ANON_KEY, SERVICE_ROLE_KEY, PostgrestStandIn, make_key
+
+FUNCTIONS = [
+    "reconciler_apply_results",
+    "reconciler_find_project",
+    "reconciler_read_project",
+    "reconciler_ingest_result",
+    "reconciler_claim_due_jobs",
+    "reconciler_record_checks",
+    "reconciler_renew_leases",
+    "reconciler_release_leases",
+    "reconciler_job_states",
+    "reconciler_projects_with_pending",
+]
+
+
+async def test_every_reconciler_function_is_listed(db: asyncpg.Connection) -> None:
+    names = await db.fetch(
+        "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'public' and p.proname like 'reconciler%'"
+    )
+    assert sorted(r["proname"] for r in names) == sorted(FUNCTIONS)
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated", "public"])
+async def test_api_roles_cannot_execute(db: asyncpg.Connection, role: str) -> None:
+    rows = await db.fetch(
+        "select p.oid::regprocedure::text as fn,"
+        " has_function_privilege($1, p.oid, 'execute') as allowed"
+        " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where (n.nspname = 'public' and p.proname like 'reconciler%')"
+        "    or n.nspname = 'reconciler'",
+        role if role != "public" else "anon",
+    )
+    assert rows
+    assert [r["fn"] for r in rows if r["allowed"]] == []
+
+
+async def test_service_role_can_execute(db: asyncpg.Connection) -> None:
+    rows = await db.fetch(
+        "select p.proname, has_function_privilege('service_role', p.oid, 'execute') as allowed"
+        " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'public' and p.proname like 'reconciler%'"
+    )
+    assert all(r["allowed"] for r in rows)
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+async def test_api_roles_cannot_read_the_private_schema(
+    db: asyncpg.Connection, role: str
+) -> None:
+    async with db.transaction():
+        await db.execute(f"set local role {role}")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await db.fetch("select * from reconciler.jobs")
+    async with db.transaction():
+        await db.execute(f"set local role {role}")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await db.fetch("select * from reconciler.parked_results")
+
+
+@pytest.mark.parametrize(
+    "key", [ANON_KEY, make_key("authenticated", sub="00000000-0000-0000-0000-000000000001")]
+)
+async def test_rpc_as_api_role_is_refused(
+    postgrest: tuple[PostgrestStandIn, str], key: str
+) -> None:
+    _, url = postgrest
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.post(
+            "/rest/v1/rpc/reconciler_find_project",
+            json={"p_job_id": "x"},
+            headers={"apikey": ANON_KEY, "Authorization": f"Bearer {key}"},
+        )
+    assert response.status_code == 403
+    assert response.json()["code"] == "42501"
+
+
+async def test_rpc_as_service_role_is_allowed(postgrest: tuple[PostgrestStandIn, str]) -> None:
+    _, url = postgrest
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.post(
+            "/rest/v1/rpc/reconciler_find_project",
+            json={"p_job_id": "x"},
+            headers={"apikey": SERVICE_ROLE_KEY, "Authorization": f"Bearer {SERVICE_ROLE_KEY}"},
+        )
+    assert response.status_code == 200
+    assert response.json() is None
