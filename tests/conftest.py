@@ -1,18 +1,25 @@
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import pytest
 
+from reconciler.app import create_app
+from reconciler.config import load_settings
 from reconciler.localpg import LocalPostgres
 from reconciler.serving import serve
+from reconciler.simulator import RunwareSimulator, SimulatorConfig, WebhookRetry
 from reconciler.store.functions import FunctionStore
 from reconciler.store.postgres import connect_postgres_store
 from reconciler.store.supabase import connect_supabase_store
 from tests.databases import TestCluster
 from tests.standins.postgrest import SERVICE_ROLE_KEY, PostgrestStandIn
+
+ADMIN_TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +66,69 @@ async def store(
         store = await connect_supabase_store(url, SERVICE_ROLE_KEY)
         yield store
         await store.close()
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[RunwareSimulator]:
+    config = SimulatorConfig(seed=7, webhook_retry=WebhookRetry.fast())
+    async with RunwareSimulator(config) as sim:
+        yield sim
+
+
+ServiceFactory = Callable[..., contextlib.AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+def service_env(database_url: str, simulator: RunwareSimulator) -> dict[str, str]:
+    """Settings for a service on the Postgres transport against the simulator."""
+    return {
+        "DATABASE_URL": database_url,
+        "RECONCILER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "RUNWARE_API_KEY": simulator.config.api_key,
+        "RUNWARE_API_URL": simulator.url,
+        "RECONCILER_BATCH_SIZE": "20",
+        "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "0",
+        "RECONCILER_RUNWARE_MAX_RETRIES": "1",
+    }
+
+
+@pytest.fixture
+def run_service() -> ServiceFactory:
+    """`async with run_service(env) as url:` serves the real app with uvicorn on loopback."""
+
+    @contextlib.asynccontextmanager
+    async def running(env: dict[str, str]) -> AsyncIterator[str]:
+        async with serve(create_app(load_settings(env))) as url:
+            yield url
+
+    return running
+
+
+@dataclass(frozen=True)
+class RunningService:
+    url: str
+    token: str
+    transport: str
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(params=["postgres", "supabase"])
+async def service(
+    request: pytest.FixtureRequest,
+    service_env: dict[str, str],
+    run_service: ServiceFactory,
+    database_url: str,
+) -> AsyncIterator[RunningService]:
+    """The service on each transport, the Supabase one through the PostgREST stand-in."""
+    if request.param == "postgres":
+        async with run_service(service_env) as url:
+            yield RunningService(url, ADMIN_TOKEN, "postgres")
+        return
+    stand_in = PostgrestStandIn(database_url)
+    async with serve(stand_in.app()) as rest_url:
+        env = {k: v for k, v in service_env.items() if k not in ("DATABASE_URL",)}
+        env |= {"SUPABASE_URL": rest_url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY}
+        async with run_service(env) as url:
+            yield RunningService(url, SERVICE_ROLE_KEY, "supabase")

@@ -1,0 +1,85 @@
+"""The manual check (`check-clips-status`): read a project, ask Runware about its pending jobs
+in as few requests as the batch size allows, write what settled in one guarded statement.
+
+Depends only on the ports, so the endpoint, the CLI and the tests share it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from reconciler.clips import (
+    CheckError,
+    Decision,
+    TaskStatus,
+    UrlPolicy,
+    check_response,
+    decide,
+    pending_job_ids,
+    results_to_write,
+)
+from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
+
+log = logging.getLogger(__name__)
+
+
+class ProjectNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    first_check_delay_seconds: float = 30.0
+    unknown_task_grace_seconds: float = 600.0
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
+
+
+class ClipChecker:
+    def __init__(self, store: Store, runware: RunwareApi, policy: CheckPolicy) -> None:
+        self._store = store
+        self._runware = runware
+        self._policy = policy
+
+    async def statuses(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """Runware's answer for each job; rejected credentials become a per-job error."""
+        if not job_ids:
+            return {}
+        try:
+            return await self._runware.get_statuses(job_ids)
+        except RunwareCredentialsRejected as error:
+            log.error("Runware rejected the API key: %s", error)
+            return {job_id: CheckError(str(error)) for job_id in job_ids}
+
+    async def check(self, project_id: UUID) -> dict[str, Any]:
+        """The seed's response body for `project_id`; raises ProjectNotFound."""
+        snapshot = await self._store.read_project(
+            project_id, self._policy.first_check_delay_seconds
+        )
+        if snapshot is None:
+            raise ProjectNotFound(str(project_id))
+        pending = pending_job_ids(snapshot.clips)
+        statuses = await self.statuses(pending)
+        decisions: list[Decision] = []
+        for job_id in pending:
+            tracked = snapshot.pending_jobs.get(job_id)
+            decisions.append(
+                decide(
+                    job_id,
+                    statuses.get(job_id, CheckError("Runware gave no answer for this job")),
+                    job_age_seconds=tracked.age_seconds if tracked else 0.0,
+                    unknown_task_grace_seconds=self._policy.unknown_task_grace_seconds,
+                    url_policy=self._policy.url_policy,
+                )
+            )
+        clips = snapshot.clips
+        results = results_to_write(decisions)
+        if results:  # the seed's rule: write only when something changed
+            outcome = await self._store.apply_results(project_id, results)
+            if not outcome.found:  # deleted while we asked Runware
+                raise ProjectNotFound(str(project_id))
+            clips = outcome.clips
+        return check_response(str(project_id), clips, decisions)

@@ -1,0 +1,156 @@
+"""`reconciler` command line: serve, check, migrate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _settings(require_runware: bool = True) -> Settings:
+    settings = load_settings(os.environ, require_runware=require_runware)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from reconciler.app import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port if args.port is not None else settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def render_check(response: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"Project {response['project_id']}")
+    table.add_column("Job")
+    table.add_column("Status")
+    table.add_column("Video URL / reason", overflow="fold")
+    table.add_column("Already processed")
+    for detail in response["details"]:
+        table.add_row(
+            detail["jobId"],
+            detail["status"],
+            detail.get("videoUrl") or detail.get("error") or "",
+            "yes" if detail["alreadyProcessed"] else "no",
+        )
+    console.print(table)
+    console.print(
+        f"{response['total_clips']} clips: {response['completed']} completed, "
+        f"{response['pending']} pending, {response['failed']} failed"
+    )
+
+
+async def _run_check(settings: Settings, project_id: UUID) -> dict[str, Any]:
+    from reconciler.services import open_services
+
+    async with open_services(settings) as services:
+        return await services.checker.check(project_id)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from reconciler.checker import ProjectNotFound
+    from reconciler.ports import StoreUnavailable
+
+    try:
+        project_id = UUID(args.project_id)
+    except ValueError:
+        print(f"error: PROJECT_ID must be a UUID, got {args.project_id!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    settings = _settings()
+    try:
+        response = asyncio.run(_run_check(settings, project_id))
+    except ProjectNotFound:
+        print(f"error: project {project_id} not found", file=sys.stderr)
+        return 1
+    except StoreUnavailable as error:
+        print(f"error: database unavailable: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(response, indent=2))
+    else:
+        render_check(response, Console())
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from reconciler.migrations import apply_migrations
+
+    database_url = os.environ.get("DATABASE_URL", "").strip()
+    if not database_url:
+        raise ConfigError("DATABASE_URL", "is required to apply the migration")
+    for name in asyncio.run(apply_migrations(database_url)):
+        print(f"applied {name}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from reconciler.demo import run_demo
+
+    return asyncio.run(run_demo(clips=args.clips))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="reconciler",
+        description="Keeps Supabase projects.clips in step with Runware video jobs.",
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")  # noqa: S104
+    serve.add_argument("--port", type=int, default=None, help="port (default $PORT or 8000)")
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check", help="check one project's pending clips now")
+    check.add_argument("project_id", metavar="PROJECT_ID")
+    check.add_argument("--json", action="store_true", help="print the endpoint's JSON response")
+    check.set_defaults(run=_check)
+
+    migrate = commands.add_parser("migrate", help="apply the SQL migration through DATABASE_URL")
+    migrate.set_defaults(run=_migrate)
+
+    demo = commands.add_parser(
+        "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"
+    )
+    demo.add_argument("--clips", type=int, default=6, help="pending clips to create (default 6)")
+    demo.set_defaults(run=_demo)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

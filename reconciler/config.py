@@ -1,0 +1,173 @@
+"""Settings from the environment. A missing or malformed value stops start-up with one line
+that names it (`ConfigError`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS
+
+Transport = Literal["postgres", "supabase"]
+T = TypeVar("T")
+
+DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
+
+
+class ConfigError(ValueError):
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Settings:
+    transport: Transport
+    database_url: str | None
+    supabase_url: str | None
+    supabase_service_role_key: str | None
+    admin_token: str | None
+    runware_api_key: str
+    runware_api_url: str
+    port: int
+    batch_size: int
+    runware_concurrency: int
+    runware_max_retries: int
+    runware_timeout_seconds: float
+    first_check_delay_seconds: float
+    unknown_task_grace_seconds: float
+    allowed_url_hosts: frozenset[str]
+    db_pool_size: int
+    log_level: str
+
+    @property
+    def caller_tokens(self) -> tuple[str, ...]:
+        """Bearer tokens that may call the check endpoint with full access."""
+        return tuple(t for t in (self.supabase_service_role_key, self.admin_token) if t)
+
+
+def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(name, f"expected a {'/'.join(schemes)} URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str, why: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise ConfigError(name, f"is required ({why})")
+        return value
+
+    def number(
+        self, name: str, default: T, parse: Callable[[str], T], minimum: float, kind: str
+    ) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            raise ConfigError(name, f"expected {kind}, got {raw!r}") from None
+        if value < minimum:  # type: ignore[operator]
+            raise ConfigError(name, f"must be at least {minimum:g}, got {raw!r}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+        return self.number(name, default, int, minimum, "a whole number")
+
+    def seconds(self, name: str, default: float, minimum: float = 0) -> float:
+        return self.number(name, default, float, minimum, "a number of seconds")
+
+
+def load_settings(env: Mapping[str, str], *, require_runware: bool = True) -> Settings:
+    read = _Reader(env)
+
+    database_url = read.text("DATABASE_URL")
+    if database_url is not None:
+        database_url = _url("DATABASE_URL", database_url, ("postgres", "postgresql"))
+    supabase_url = read.text("SUPABASE_URL")
+    if supabase_url is not None:
+        supabase_url = _url("SUPABASE_URL", supabase_url, ("http", "https"))
+    service_key = read.text("SUPABASE_SERVICE_ROLE_KEY")
+
+    chosen = (read.text("RECONCILER_TRANSPORT") or "auto").lower()
+    if chosen not in ("auto", "postgres", "supabase"):
+        raise ConfigError(
+            "RECONCILER_TRANSPORT", f"expected auto, postgres or supabase, got {chosen!r}"
+        )
+    transport: Transport
+    if chosen == "postgres" or (chosen == "auto" and database_url is not None):
+        transport = "postgres"
+        if database_url is None:
+            raise ConfigError("DATABASE_URL", "is required with RECONCILER_TRANSPORT=postgres")
+    else:
+        transport = "supabase"
+        if supabase_url is None:
+            raise ConfigError(
+                "SUPABASE_URL", "is required (or set DATABASE_URL for direct Postgres)"
+            )
+        if service_key is None:
+            raise ConfigError("SUPABASE_SERVICE_ROLE_KEY", "is required with SUPABASE_URL")
+
+    admin_token = read.text("RECONCILER_ADMIN_TOKEN")
+    if transport == "postgres" and admin_token is None and service_key is None:
+        raise ConfigError(
+            "RECONCILER_ADMIN_TOKEN",
+            "is required with DATABASE_URL (callers of the check endpoint present it)",
+        )
+
+    if require_runware:
+        runware_api_key = read.required("RUNWARE_API_KEY", "to ask Runware for job status")
+    else:
+        runware_api_key = read.text("RUNWARE_API_KEY") or ""
+    runware_api_url = _url(
+        "RUNWARE_API_URL",
+        read.text("RUNWARE_API_URL") or DEFAULT_RUNWARE_API_URL,
+        ("http", "https"),
+    )
+
+    hosts_raw = read.text("RECONCILER_ALLOWED_URL_HOSTS")
+    hosts = (
+        frozenset(h.strip().lower() for h in hosts_raw.split(",") if h.strip())
+        if hosts_raw
+        else frozenset(DEFAULT_ALLOWED_URL_HOSTS)
+    )
+    if not hosts:
+        raise ConfigError("RECONCILER_ALLOWED_URL_HOSTS", "must name at least one host")
+
+    log_level = (read.text("RECONCILER_LOG_LEVEL") or "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(
+            "RECONCILER_LOG_LEVEL", f"expected debug, info, warning or error, got {log_level!r}"
+        )
+
+    return Settings(
+        transport=transport,
+        database_url=database_url,
+        supabase_url=supabase_url,
+        supabase_service_role_key=service_key,
+        admin_token=admin_token,
+        runware_api_key=runware_api_key,
+        runware_api_url=runware_api_url,
+        port=read.integer("PORT", 8000, minimum=0),
+        batch_size=read.integer("RECONCILER_BATCH_SIZE", 50),
+        runware_concurrency=read.integer("RECONCILER_RUNWARE_CONCURRENCY", 4),
+        runware_max_retries=read.integer("RECONCILER_RUNWARE_MAX_RETRIES", 4, minimum=0),
+        runware_timeout_seconds=read.seconds("RECONCILER_RUNWARE_TIMEOUT_SECONDS", 30.0, 0.1),
+        first_check_delay_seconds=read.seconds("RECONCILER_FIRST_CHECK_DELAY_SECONDS", 30.0),
+        unknown_task_grace_seconds=read.seconds("RECONCILER_UNKNOWN_TASK_GRACE_SECONDS", 600.0),
+        allowed_url_hosts=hosts,
+        db_pool_size=read.integer("RECONCILER_DB_POOL_SIZE", 10),
+        log_level=log_level,
+    )

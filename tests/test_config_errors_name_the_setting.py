@@ -1,0 +1,81 @@
+"""A missing or malformed setting stops start-up with one line that names it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reconciler.config import ConfigError, load_settings
+
+BASE = {
+    "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
+    "RECONCILER_ADMIN_TOKEN": "t",
+    "RUNWARE_API_KEY": "k",
+}
+
+
+def test_minimal_postgres_settings() -> None:
+    settings = load_settings(BASE)
+    assert settings.transport == "postgres"
+    assert settings.runware_api_url == "https://api.runware.ai/v1"
+    assert settings.port == 8000
+    assert settings.caller_tokens == ("t",)
+
+
+def test_supabase_settings() -> None:
+    settings = load_settings(
+        {"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": "s", "RUNWARE_API_KEY": "k"}
+    )
+    assert settings.transport == "supabase"
+    assert settings.caller_tokens == ("s",)
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({}, "SUPABASE_URL"),
+        ({"SUPABASE_URL": "https://x.supabase.co", "RUNWARE_API_KEY": "k"}, "SUPABASE_SERVICE_ROLE_KEY"),
+        ({**BASE, "DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({**BASE, "SUPABASE_URL": "x.supabase.co"}, "SUPABASE_URL"),
+        ({k: v for k, v in BASE.items() if k != "RUNWARE_API_KEY"}, "RUNWARE_API_KEY"),
+        ({k: v for k, v in BASE.items() if k != "RECONCILER_ADMIN_TOKEN"}, "RECONCILER_ADMIN_TOKEN"),
+        ({**BASE, "RUNWARE_API_URL": "ftp://x"}, "RUNWARE_API_URL"),
+        ({**BASE, "PORT": "eighty"}, "PORT"),
+        ({**BASE, "RECONCILER_BATCH_SIZE": "0"}, "RECONCILER_BATCH_SIZE"),
+        ({**BASE, "RECONCILER_BATCH_SIZE": "1.5"}, "RECONCILER_BATCH_SIZE"),
+        ({**BASE, "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "-1"}, "RECONCILER_FIRST_CHECK_DELAY_SECONDS"),
+        ({**BASE, "RECONCILER_RUNWARE_TIMEOUT_SECONDS": "soon"}, "RECONCILER_RUNWARE_TIMEOUT_SECONDS"),
+        ({**BASE, "RECONCILER_ALLOWED_URL_HOSTS": " , "}, "RECONCILER_ALLOWED_URL_HOSTS"),
+        ({**BASE, "RECONCILER_TRANSPORT": "carrier-pigeon"}, "RECONCILER_TRANSPORT"),
+        ({**BASE, "RECONCILER_LOG_LEVEL": "loud"}, "RECONCILER_LOG_LEVEL"),
+        ({"RECONCILER_TRANSPORT": "postgres", "RUNWARE_API_KEY": "k"}, "DATABASE_URL"),
+    ],
+)
+def test_bad_setting_is_named(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert raised.value.name == name
+    assert str(raised.value).startswith(f"{name}: ")
+
+
+def test_cli_prints_one_line_and_exits_2() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "DATABASE", "RUNWARE", "RECONCILER"))}
+    env |= {**BASE, "RECONCILER_BATCH_SIZE": "lots"}
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: RECONCILER_BATCH_SIZE: expected a whole number, got 'lots'"
+    ]
+
+
+def test_cli_check_rejects_a_bad_project_id() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "check", "nope"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "PROJECT_ID must be a UUID" in done.stderr
