@@ -13,8 +13,8 @@ from typing import Any
 from uuid import UUID
 
 from rich.console import Console
-from rich.table import Table
 
+from reconciler.cli_output import render_check
 from reconciler.config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -43,26 +43,6 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
     )
     return 0
-
-
-def render_check(response: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"Project {response['project_id']}")
-    table.add_column("Job")
-    table.add_column("Status")
-    table.add_column("Video URL / reason", overflow="fold")
-    table.add_column("Already processed")
-    for detail in response["details"]:
-        table.add_row(
-            detail["jobId"],
-            detail["status"],
-            detail.get("videoUrl") or detail.get("error") or "",
-            "yes" if detail["alreadyProcessed"] else "no",
-        )
-    console.print(table)
-    console.print(
-        f"{response['total_clips']} clips: {response['completed']} completed, "
-        f"{response['pending']} pending, {response['failed']} failed"
-    )
 
 
 async def _run_check(settings: Settings, project_id: UUID) -> dict[str, Any]:
@@ -111,7 +91,8 @@ def _migrate(_: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from reconciler.demo import run_demo
 
-    return asyncio.run(run_demo(clips=args.clips))
+    code: int = asyncio.run(run_demo(clips=args.clips))
+    return code
 
 
 def parser() -> argparse.ArgumentParser:

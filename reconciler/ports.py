@@ -98,9 +98,7 @@ class Store(Protocol):
 
     async def find_project(self, job_id: str) -> UUID | None: ...
 
-    async def ingest_result(
-        self, job_id: str, result: str, reason: str | None
-    ) -> IngestOutcome:
+    async def ingest_result(self, job_id: str, result: str, reason: str | None) -> IngestOutcome:
         """Apply a webhook result to the project holding the job, or park it (I3)."""
         ...
 

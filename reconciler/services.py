@@ -27,7 +27,8 @@ async def connect_store(settings: Settings) -> Store:
     if settings.transport == "postgres":
         assert settings.database_url is not None  # guaranteed by load_settings
         return await connect_postgres_store(settings.database_url, max_size=settings.db_pool_size)
-    assert settings.supabase_url is not None and settings.supabase_service_role_key is not None
+    assert settings.supabase_url is not None
+    assert settings.supabase_service_role_key is not None
     return await connect_supabase_store(settings.supabase_url, settings.supabase_service_role_key)
 
 

@@ -9,12 +9,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
 _START_TIMEOUT_SECONDS = 15.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A server sharing the event loop with others: signals stay with the host program.
+
+    A plain uvicorn.Server swaps SIGINT/SIGTERM handlers while serving; several of them
+    stopping in another order than they started would leave a stale handler installed.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @contextlib.asynccontextmanager
@@ -26,8 +38,10 @@ async def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level=log_level, lifespan="auto", access_log=False)
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(
+        app, log_level=log_level, lifespan="auto", access_log=False, log_config=None
+    )
+    server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         deadline = asyncio.get_running_loop().time() + _START_TIMEOUT_SECONDS

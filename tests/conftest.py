@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -52,9 +52,7 @@ async def postgrest(database_url: str) -> AsyncIterator[tuple[PostgrestStandIn, 
 
 
 @pytest.fixture(params=["postgres", "supabase"])
-async def store(
-    request: pytest.FixtureRequest, database_url: str
-) -> AsyncIterator[FunctionStore]:
+async def store(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[FunctionStore]:
     """The Store port through each transport, on the same kind of real database."""
     if request.param == "postgres":
         store = await connect_postgres_store(database_url)

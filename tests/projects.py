@@ -34,7 +34,9 @@ async def row_version(db: asyncpg.Connection, project_id: UUID) -> str:
     return version
 
 
-async def add_pending_clip(db: asyncpg.Connection, project_id: UUID, job_id: str) -> None:
+async def add_pending_clip(
+    db: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, project_id: UUID, job_id: str
+) -> None:
     """The app's own atomic write of a new pending job."""
     await db.execute(
         "update public.projects set clips = clips || jsonb_build_object($2::text, 'pending')"

@@ -55,9 +55,7 @@ async def test_service_role_can_execute(db: asyncpg.Connection) -> None:
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-async def test_api_roles_cannot_read_the_private_schema(
-    db: asyncpg.Connection, role: str
-) -> None:
+async def test_api_roles_cannot_read_the_private_schema(db: asyncpg.Connection, role: str) -> None:
     async with db.transaction():
         await db.execute(f"set local role {role}")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):

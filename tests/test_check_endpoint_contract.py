@@ -18,7 +18,9 @@ from tests.projects import clips_of, new_project, row_version
 DONE_URL = "https://vm.runware.ai/video/os/old/ws/2/vi/done.mp4"
 
 
-async def _check(service: RunningService, body: Any, path: str = "/check-clips-status") -> httpx.Response:
+async def _check(
+    service: RunningService, body: Any, path: str = "/check-clips-status"
+) -> httpx.Response:
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
         return await client.post(path, json=body, headers=service.headers())
 
@@ -64,19 +66,31 @@ async def test_full_response_contract(
     details = {d["jobId"]: d for d in body["details"]}
     assert set(details) == set(expected_clips)
     assert details["job-done"] == {
-        "jobId": "job-done", "status": "completed", "videoUrl": DONE_URL, "alreadyProcessed": True
+        "jobId": "job-done",
+        "status": "completed",
+        "videoUrl": DONE_URL,
+        "alreadyProcessed": True,
     }
     assert details["job-old-fail"] == {
-        "jobId": "job-old-fail", "status": "failed", "videoUrl": None, "alreadyProcessed": True
+        "jobId": "job-old-fail",
+        "status": "failed",
+        "videoUrl": None,
+        "alreadyProcessed": True,
     }
     assert details["job-ok"] == {
-        "jobId": "job-ok", "status": "completed", "videoUrl": ok_url, "alreadyProcessed": False
+        "jobId": "job-ok",
+        "status": "completed",
+        "videoUrl": ok_url,
+        "alreadyProcessed": False,
     }
     assert details["job-bad"]["status"] == "failed"
     assert details["job-bad"]["alreadyProcessed"] is False
     assert "timeoutProvider" in details["job-bad"]["error"]
     assert details["job-slow"] == {
-        "jobId": "job-slow", "status": "pending", "videoUrl": None, "alreadyProcessed": False
+        "jobId": "job-slow",
+        "status": "pending",
+        "videoUrl": None,
+        "alreadyProcessed": False,
     }
     assert await clips_of(db, project) == expected_clips
 
@@ -87,7 +101,9 @@ async def test_alias_path_answers_the_same(
     simulator.add_job("a1", duration=0, outcome="success")
     project = await new_project(db, {"a1": "pending"})
 
-    response = await _check(service, {"project_id": str(project)}, "/functions/v1/check-clips-status")
+    response = await _check(
+        service, {"project_id": str(project)}, "/functions/v1/check-clips-status"
+    )
 
     assert response.status_code == 200
     assert response.json()["completed"] == 1
@@ -152,7 +168,9 @@ async def test_runware_unreachable_gives_error_status_and_keeps_pending(
 
 
 async def test_rejected_runware_key_gives_error_status(
-    service_env: dict[str, str], run_service: ServiceFactory, db: asyncpg.Connection,
+    service_env: dict[str, str],
+    run_service: ServiceFactory,
+    db: asyncpg.Connection,
     simulator: RunwareSimulator,
 ) -> None:
     simulator.add_job("j", duration=0, outcome="success")
@@ -160,9 +178,9 @@ async def test_rejected_runware_key_gives_error_status(
     project = await new_project(db, {"j": "pending"})
 
     async with run_service(env) as url:
-        response = await _check(RunningService(url, env["RECONCILER_ADMIN_TOKEN"], "p"), {
-            "project_id": str(project)
-        })
+        response = await _check(
+            RunningService(url, env["RECONCILER_ADMIN_TOKEN"], "p"), {"project_id": str(project)}
+        )
 
     detail = response.json()["details"][0]
     assert detail["status"] == "error"
@@ -171,7 +189,9 @@ async def test_rejected_runware_key_gives_error_status(
 
 
 async def test_url_outside_the_allow_list_is_not_written(
-    service_env: dict[str, str], run_service: ServiceFactory, db: asyncpg.Connection,
+    service_env: dict[str, str],
+    run_service: ServiceFactory,
+    db: asyncpg.Connection,
     simulator: RunwareSimulator,
 ) -> None:
     simulator.add_job("j", duration=0, outcome="success")  # answers a vm.runware.ai URL
@@ -179,9 +199,9 @@ async def test_url_outside_the_allow_list_is_not_written(
     project = await new_project(db, {"j": "pending"})
 
     async with run_service(env) as url:
-        response = await _check(RunningService(url, env["RECONCILER_ADMIN_TOKEN"], "p"), {
-            "project_id": str(project)
-        })
+        response = await _check(
+            RunningService(url, env["RECONCILER_ADMIN_TOKEN"], "p"), {"project_id": str(project)}
+        )
 
     detail = response.json()["details"][0]
     assert detail["status"] == "error"
@@ -191,8 +211,11 @@ async def test_url_outside_the_allow_list_is_not_written(
 
 @pytest.mark.parametrize("batch_size", [20, 50])
 async def test_fifty_pending_clips_cost_ceil_n_over_batch_requests(
-    service_env: dict[str, str], run_service: ServiceFactory, db: asyncpg.Connection,
-    simulator: RunwareSimulator, batch_size: int,
+    service_env: dict[str, str],
+    run_service: ServiceFactory,
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    batch_size: int,
 ) -> None:
     jobs = [f"job-{i:02d}" for i in range(50)]
     for index, job in enumerate(jobs):
@@ -201,9 +224,9 @@ async def test_fifty_pending_clips_cost_ceil_n_over_batch_requests(
     env = service_env | {"RECONCILER_BATCH_SIZE": str(batch_size)}
 
     async with run_service(env) as url:
-        response = await _check(RunningService(url, env["RECONCILER_ADMIN_TOKEN"], "p"), {
-            "project_id": str(project)
-        })
+        response = await _check(
+            RunningService(url, env["RECONCILER_ADMIN_TOKEN"], "p"), {"project_id": str(project)}
+        )
 
     assert response.json()["completed"] == 25
     assert simulator.counters.requests_by_task_type["getResponse"] == math.ceil(50 / batch_size)
@@ -211,7 +234,9 @@ async def test_fifty_pending_clips_cost_ceil_n_over_batch_requests(
 
 
 async def test_parked_webhook_result_is_applied_by_the_check(
-    service: RunningService, simulator: RunwareSimulator, db: asyncpg.Connection,
+    service: RunningService,
+    simulator: RunwareSimulator,
+    db: asyncpg.Connection,
     database_url: str,
 ) -> None:
     from reconciler.store.postgres import connect_postgres_store

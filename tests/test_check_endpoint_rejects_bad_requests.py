@@ -3,7 +3,7 @@ Runware never asked."""
 
 from __future__ import annotations
 
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -15,13 +15,13 @@ from tests.projects import new_project, row_version
 
 
 @pytest.fixture
-async def untouched_project(db: asyncpg.Connection, simulator: RunwareSimulator) -> object:
+async def untouched_project(db: asyncpg.Connection, simulator: RunwareSimulator) -> UUID:
     simulator.add_job("j", duration=0, outcome="success")
     return await new_project(db, {"j": "pending"})
 
 
 async def _assert_untouched(
-    db: asyncpg.Connection, simulator: RunwareSimulator, project: object, version: str
+    db: asyncpg.Connection, simulator: RunwareSimulator, project: UUID, version: str
 ) -> None:
     assert await row_version(db, project) == version
     assert await db.fetchval("select count(*) from reconciler.jobs") == 0
@@ -46,7 +46,7 @@ async def test_malformed_body_is_400(
     service: RunningService,
     db: asyncpg.Connection,
     simulator: RunwareSimulator,
-    untouched_project: object,
+    untouched_project: UUID,
     body: bytes,
     message: str,
 ) -> None:
@@ -64,8 +64,10 @@ async def test_malformed_body_is_400(
 
 
 async def test_oversize_body_is_413(
-    service: RunningService, db: asyncpg.Connection, simulator: RunwareSimulator,
-    untouched_project: object,
+    service: RunningService,
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    untouched_project: UUID,
 ) -> None:
     version = await row_version(db, untouched_project)
     padding = "x" * (70 * 1024)
@@ -80,9 +82,7 @@ async def test_oversize_body_is_413(
     await _assert_untouched(db, simulator, untouched_project, version)
 
 
-async def test_unknown_project_is_404(
-    service: RunningService, simulator: RunwareSimulator
-) -> None:
+async def test_unknown_project_is_404(service: RunningService, simulator: RunwareSimulator) -> None:
     async with httpx.AsyncClient(base_url=service.url) as client:
         response = await client.post(
             "/check-clips-status", json={"project_id": str(uuid4())}, headers=service.headers()
@@ -107,7 +107,7 @@ async def test_missing_or_wrong_token_is_401(
     service: RunningService,
     db: asyncpg.Connection,
     simulator: RunwareSimulator,
-    untouched_project: object,
+    untouched_project: UUID,
     headers: dict[str, str],
 ) -> None:
     version = await row_version(db, untouched_project)

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable
+from uuid import UUID
 
 import asyncpg
 
+from reconciler.store.functions import FunctionStore
 from reconciler.store.postgres import connect_postgres_store
 from tests.projects import add_pending_clip, clips_of, new_project
 
 ROUNDS = 25
 RESULT_WRITERS = 8
 APP_WRITERS = 8
+
+
+async def _land(
+    store: FunctionStore, project: UUID, job_id: str, url: str, winners: dict[str, list[str]]
+) -> None:
+    outcome = await store.apply_results(project, {job_id: url})
+    for changed_job, value in outcome.changed.items():
+        winners.setdefault(changed_job, []).append(value)
+
+
+async def _app_adds(pool: asyncpg.Pool, project: UUID, job_id: str) -> None:
+    async with pool.acquire() as conn:
+        await add_pending_clip(conn, project, job_id)
 
 
 async def test_concurrent_app_and_result_writers(database_url: str, db: asyncpg.Connection) -> None:
@@ -33,17 +49,10 @@ async def test_concurrent_app_and_result_writers(database_url: str, db: asyncpg.
             ]
             added = [f"r{round_number}-app{i}" for i in range(APP_WRITERS * 2)]
             winners: dict[str, list[str]] = {}
-
-            async def land(job_id: str, url: str) -> None:
-                outcome = await store.apply_results(project, {job_id: url})
-                for changed_job, value in outcome.changed.items():
-                    winners.setdefault(changed_job, []).append(value)
-
-            async def app_write(job_id: str) -> None:
-                async with app_pool.acquire() as conn:
-                    await add_pending_clip(conn, project, job_id)
-
-            calls = [*(land(j, u) for j, u in attempts), *(app_write(j) for j in added)]
+            calls: list[Awaitable[None]] = [
+                *(_land(store, project, job, url, winners) for job, url in attempts),
+                *(_app_adds(app_pool, project, job) for job in added),
+            ]
             rng.shuffle(calls)
             await asyncio.gather(*calls)
 

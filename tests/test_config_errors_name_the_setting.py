@@ -27,7 +27,11 @@ def test_minimal_postgres_settings() -> None:
 
 def test_supabase_settings() -> None:
     settings = load_settings(
-        {"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": "s", "RUNWARE_API_KEY": "k"}
+        {
+            "SUPABASE_URL": "https://x.supabase.co",
+            "SUPABASE_SERVICE_ROLE_KEY": "s",
+            "RUNWARE_API_KEY": "k",
+        }
     )
     assert settings.transport == "supabase"
     assert settings.caller_tokens == ("s",)
@@ -37,17 +41,29 @@ def test_supabase_settings() -> None:
     ("env", "name"),
     [
         ({}, "SUPABASE_URL"),
-        ({"SUPABASE_URL": "https://x.supabase.co", "RUNWARE_API_KEY": "k"}, "SUPABASE_SERVICE_ROLE_KEY"),
+        (
+            {"SUPABASE_URL": "https://x.supabase.co", "RUNWARE_API_KEY": "k"},
+            "SUPABASE_SERVICE_ROLE_KEY",
+        ),
         ({**BASE, "DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
         ({**BASE, "SUPABASE_URL": "x.supabase.co"}, "SUPABASE_URL"),
         ({k: v for k, v in BASE.items() if k != "RUNWARE_API_KEY"}, "RUNWARE_API_KEY"),
-        ({k: v for k, v in BASE.items() if k != "RECONCILER_ADMIN_TOKEN"}, "RECONCILER_ADMIN_TOKEN"),
+        (
+            {k: v for k, v in BASE.items() if k != "RECONCILER_ADMIN_TOKEN"},
+            "RECONCILER_ADMIN_TOKEN",
+        ),
         ({**BASE, "RUNWARE_API_URL": "ftp://x"}, "RUNWARE_API_URL"),
         ({**BASE, "PORT": "eighty"}, "PORT"),
         ({**BASE, "RECONCILER_BATCH_SIZE": "0"}, "RECONCILER_BATCH_SIZE"),
         ({**BASE, "RECONCILER_BATCH_SIZE": "1.5"}, "RECONCILER_BATCH_SIZE"),
-        ({**BASE, "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "-1"}, "RECONCILER_FIRST_CHECK_DELAY_SECONDS"),
-        ({**BASE, "RECONCILER_RUNWARE_TIMEOUT_SECONDS": "soon"}, "RECONCILER_RUNWARE_TIMEOUT_SECONDS"),
+        (
+            {**BASE, "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "-1"},
+            "RECONCILER_FIRST_CHECK_DELAY_SECONDS",
+        ),
+        (
+            {**BASE, "RECONCILER_RUNWARE_TIMEOUT_SECONDS": "soon"},
+            "RECONCILER_RUNWARE_TIMEOUT_SECONDS",
+        ),
         ({**BASE, "RECONCILER_ALLOWED_URL_HOSTS": " , "}, "RECONCILER_ALLOWED_URL_HOSTS"),
         ({**BASE, "RECONCILER_TRANSPORT": "carrier-pigeon"}, "RECONCILER_TRANSPORT"),
         ({**BASE, "RECONCILER_LOG_LEVEL": "loud"}, "RECONCILER_LOG_LEVEL"),
@@ -62,10 +78,18 @@ def test_bad_setting_is_named(env: dict[str, str], name: str) -> None:
 
 
 def test_cli_prints_one_line_and_exits_2() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "DATABASE", "RUNWARE", "RECONCILER"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SUPABASE", "DATABASE", "RUNWARE", "RECONCILER"))
+    }
     env |= {**BASE, "RECONCILER_BATCH_SIZE": "lots"}
     done = subprocess.run(
-        [sys.executable, "-m", "reconciler", "serve"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "reconciler", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
@@ -75,7 +99,10 @@ def test_cli_prints_one_line_and_exits_2() -> None:
 
 def test_cli_check_rejects_a_bad_project_id() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "reconciler", "check", "nope"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "reconciler", "check", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "PROJECT_ID must be a UUID" in done.stderr

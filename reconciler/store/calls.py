@@ -36,7 +36,9 @@ CLAIM_DUE_JOBS = SqlFunction(
     "reconciler_claim_due_jobs",
     (("p_owner", "text"), ("p_limit", "integer"), ("p_lease_seconds", "double precision")),
 )
-RECORD_CHECKS = SqlFunction("reconciler_record_checks", (("p_owner", "text"), ("p_checks", "jsonb")))
+RECORD_CHECKS = SqlFunction(
+    "reconciler_record_checks", (("p_owner", "text"), ("p_checks", "jsonb"))
+)
 RENEW_LEASES = SqlFunction(
     "reconciler_renew_leases", (("p_owner", "text"), ("p_lease_seconds", "double precision"))
 )

@@ -114,7 +114,9 @@ class FunctionStore:
             }
             for c in checks
         ]
-        return int(await self._caller.call(calls.RECORD_CHECKS, {"p_owner": owner, "p_checks": payload}))
+        return int(
+            await self._caller.call(calls.RECORD_CHECKS, {"p_owner": owner, "p_checks": payload})
+        )
 
     async def renew_leases(self, owner: str, lease_seconds: float) -> int:
         return int(

@@ -11,11 +11,11 @@ from uuid import UUID
 
 import httpx
 from postgrest import APIError
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.store.calls import FIND_PROJECT, SqlFunction
 from reconciler.store.functions import FunctionStore
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 # PostgREST passes the SQLSTATE through as `code`: class 22 and P0 mean bad input.
 _REJECTED_CODES = ("22", "P0")
@@ -45,9 +45,7 @@ class SupabaseRpcCaller:
     ) -> SupabaseRpcCaller:
         # Our own httpx client: supabase-py's timeout option is deprecated, and the pool is
         # shared by every RPC for keep-alive.
-        http = httpx.AsyncClient(
-            timeout=timeout_seconds, limits=httpx.Limits(max_connections=32)
-        )
+        http = httpx.AsyncClient(timeout=timeout_seconds, limits=httpx.Limits(max_connections=32))
         options = AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
         return cls(await acreate_client(url, service_role_key, options=options), http)
 

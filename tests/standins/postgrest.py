@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,12 +103,15 @@ class PostgrestStandIn:
         except (OSError, asyncpg.InterfaceError) as error:
             return _error(503, "PGRST001", f"Database client error: {error}")
 
-    async def _call(self, function: str, arguments: dict[str, Any], claims: dict[str, Any]) -> Response:
+    async def _call(
+        self, function: str, arguments: dict[str, Any], claims: dict[str, Any]
+    ) -> Response:
         pool = await self._get_pool()
         async with pool.acquire() as conn:
             signature = await conn.fetch(
                 """
-                select a.name, format_type(a.type, null) as type, p.prorettype = 'void'::regtype as void
+                select a.name, format_type(a.type, null) as type,
+                       p.prorettype = 'void'::regtype as void
                   from pg_proc p
                   join pg_namespace n on n.oid = p.pronamespace
                   cross join lateral unnest(p.proargnames, p.proargtypes::oid[]) as a(name, type)
@@ -126,8 +129,9 @@ class PostgrestStandIn:
                 )
             columns = ", ".join(f'"{row["name"]}" {row["type"]}' for row in signature)
             named = ", ".join(f'"{row["name"]}" => _."{row["name"]}"' for row in signature)
+            # Identifiers come from pg_proc and are quoted; values travel as one bound parameter.
             statement = (
-                f'select to_json(public."{function}"({named}))::text '
+                f'select to_json(public."{function}"({named}))::text '  # noqa: S608
                 f"from json_to_record($1::json) as _({columns})"
             )
             try:

@@ -1,0 +1,28 @@
+"""Human-readable output for the command line and the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def render_check(response: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"Project {response['project_id']}")
+    table.add_column("Job")
+    table.add_column("Status")
+    table.add_column("Video URL / reason", overflow="fold")
+    table.add_column("Already processed")
+    for detail in response["details"]:
+        table.add_row(
+            detail["jobId"],
+            detail["status"],
+            detail.get("videoUrl") or detail.get("error") or "",
+            "yes" if detail["alreadyProcessed"] else "no",
+        )
+    console.print(table)
+    console.print(
+        f"{response['total_clips']} clips: {response['completed']} completed, "
+        f"{response['pending']} pending, {response['failed']} failed"
+    )

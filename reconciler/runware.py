@@ -1,0 +1,455 @@
+"""The Runware HTTP client: batched `getResponse`, every known error shape, polite retries.
+
+Implements `reconciler.ports.RunwareApi`. Facts it relies on are in runware-api.md; in short:
+one `POST /v1` endpoint taking an array of tasks, answers `{"data":[…]}` and/or `{"errors":[…]}`
+(or a singular `error`) whatever the HTTP status, 429/503/504 and other 5xx are transient, and
+no source confirms that several `getResponse` tasks per request are answered — so answers are
+matched by `taskUUID` and any task an answer leaves out is asked again on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Annotated, Any
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from reconciler.clips import (
+    UNKNOWN_TASK_CODES,
+    CheckError,
+    Processing,
+    Succeeded,
+    TaskStatus,
+    status_from_error,
+)
+from reconciler.ports import RunwareCredentialsRejected
+
+DEFAULT_API_URL = "https://api.runware.ai/v1"
+
+_CREDENTIAL_STATUSES = frozenset({401, 402, 403})
+_USER_AGENT = "clip-reconciler"
+
+
+class RunwareRequestFailed(Exception):
+    """A request Runware did not accept (submit_video only; get_statuses never raises this)."""
+
+
+# --- Tolerant parsing of answers -------------------------------------------------------------
+# Fields are optional and loosely typed: an item that still does not fit is skipped (its task
+# then counts as omitted), never a crash. Extra fields are ignored.
+
+
+def _loose_str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _loose_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except (ValueError, OverflowError):
+            return None
+    return None
+
+
+LooseStr = Annotated[str | None, BeforeValidator(_loose_str)]
+LooseInt = Annotated[int | None, BeforeValidator(_loose_int)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _NestedError(_Model):
+    code: LooseStr = None
+    message: LooseStr = None
+
+
+def _nested_error(value: Any) -> Any:
+    # Seen as an object; tolerate a bare string (a message) or anything else (ignored).
+    if isinstance(value, str):
+        return {"message": value}
+    return value if isinstance(value, dict) else None
+
+
+class _Item(_Model):
+    """A `data[]` item, an `errors[]` entry or a singular `error`: the union of their fields."""
+
+    taskUUID: LooseStr = None
+    status: LooseStr = None
+    progress: LooseInt = None
+    videoURL: LooseStr = None
+    videoUUID: LooseStr = None
+    code: LooseStr = None
+    message: LooseStr = None
+    error: Annotated[_NestedError | None, BeforeValidator(_nested_error)] = None
+
+    @property
+    def error_code(self) -> str | None:
+        return self.code or (self.error.code if self.error else None)
+
+    @property
+    def error_message(self) -> str | None:
+        return self.message or (self.error.message if self.error else None)
+
+
+def _items(value: Any) -> list[_Item]:
+    """Parse a list of items (or one item), skipping entries that are not objects."""
+    raw = value if isinstance(value, list) else [value]
+    items: list[_Item] = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            continue
+        try:
+            items.append(_Item.model_validate(entry))
+        except ValidationError:
+            continue
+    return items
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    data: list[_Item] = field(default_factory=list)
+    errors: list[_Item] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, body: Any) -> _Envelope | None:
+        """None when the body is not a Runware envelope at all."""
+        if isinstance(body, list):  # not documented; read a bare array as `data`
+            return cls(data=_items(body))
+        if not isinstance(body, dict) or not body.keys() & {"data", "errors", "error"}:
+            return None
+        errors = _items(body.get("errors", []))
+        if "error" in body:
+            errors += _items(body["error"])
+        return cls(data=_items(body.get("data", [])), errors=errors)
+
+    def unattributed_errors(self) -> list[_Item]:
+        return [e for e in self.errors if not e.taskUUID]
+
+    def named_tasks(self) -> set[str]:
+        return {i.taskUUID for i in [*self.data, *self.errors] if i.taskUUID}
+
+
+def _describe(errors: Iterable[_Item]) -> str:
+    parts = []
+    for error in errors:
+        code, message = error.error_code, error.error_message
+        parts.append(": ".join(p for p in (code, message) if p))
+    return "; ".join(p for p in parts if p)
+
+
+# --- Interpreting one task's items --------------------------------------------------------------
+
+
+def _task_status(data: list[_Item], errors: list[_Item]) -> TaskStatus:
+    """Several items for one task are its cumulative results: any success wins, first first."""
+    for item in data:
+        if item.status == "success" and item.videoURL:
+            return Succeeded(item.videoURL, item.videoUUID)
+    failures = [i for i in data if i.status == "error"] + errors
+    if failures:
+        return status_from_error(failures[0].error_code, failures[0].error_message)
+    if any(item.status == "success" for item in data):
+        return CheckError("Runware reported success without a video URL")
+    # processing, pending, queued, a status never seen before, or none at all: not terminal.
+    progress = [i.progress for i in data if i.progress is not None]
+    return Processing(max(progress) if progress else None)
+
+
+def _statuses_named(envelope: _Envelope, wanted: Sequence[str]) -> dict[str, TaskStatus]:
+    """The status of each wanted task the answer names; omitted tasks are left out."""
+    named = envelope.named_tasks()
+    result: dict[str, TaskStatus] = {}
+    for task_uuid in wanted:
+        if task_uuid in named:
+            result[task_uuid] = _task_status(
+                [i for i in envelope.data if i.taskUUID == task_uuid],
+                [e for e in envelope.errors if e.taskUUID == task_uuid],
+            )
+    return result
+
+
+# --- HTTP outcomes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int
+    envelope: _Envelope | None
+
+
+@dataclass(frozen=True)
+class _GaveUp:
+    message: str
+
+
+def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds, from delta-seconds or an HTTP-date; None if absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _parse_body(response: httpx.Response) -> _Envelope | None:
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return _Envelope.parse(body)
+
+
+def _refusal(envelope: _Envelope, status_code: int) -> str:
+    detail = _describe(envelope.unattributed_errors())
+    return f"Runware refused the request (HTTP {status_code}" + (f", {detail})" if detail else ")")
+
+
+def _omitted_single(envelope: _Envelope, status_code: int) -> TaskStatus:
+    """The status of the one task asked about, when the answer does not name it."""
+    # Asked about exactly one task, an error naming no task that says "unknown task" can only
+    # be about that task. Other unattributed errors are not trusted to fail a clip.
+    for error in envelope.unattributed_errors():
+        if error.error_code in UNKNOWN_TASK_CODES:
+            return status_from_error(error.error_code, error.error_message)
+    if status_code >= 300:
+        return CheckError(_refusal(envelope, status_code))
+    detail = _describe(envelope.unattributed_errors())
+    return CheckError(
+        "Runware's answer did not mention the task" + (f": {detail}" if detail else "")
+    )
+
+
+def _is_transient(status_code: int) -> bool:
+    return status_code in (408, 429) or status_code >= 500
+
+
+class RunwareClient:
+    """Runware over HTTP. Safe to share: one connection pool, one in-flight bound."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        batch_size: int = 50,
+        max_in_flight: int = 4,
+        max_retries: int = 4,
+        backoff_base_seconds: float = 1.0,
+        backoff_cap_seconds: float = 30.0,
+        max_retry_after_seconds: float = 120.0,
+        timeout_seconds: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_request: Callable[[int], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if batch_size < 1 or max_in_flight < 1 or max_retries < 0:
+            raise ValueError("batch_size and max_in_flight must be >= 1, max_retries >= 0")
+        self._api_url = api_url
+        self._api_key = api_key
+        self._batch_size = batch_size
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base_seconds
+        self._backoff_cap = backoff_cap_seconds
+        self._max_retry_after = max_retry_after_seconds
+        self._sleep = sleep
+        self._on_request = on_request
+        self._rng = rng or random.Random()
+        # One bound for the whole client, shared by concurrent get_statuses calls: Runware
+        # advises a low steady concurrency (2 to 4 requests in flight).
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout_seconds),
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": _USER_AGENT},
+        )
+
+    async def __aenter__(self) -> RunwareClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- Polling ------------------------------------------------------------------------------
+
+    async def get_statuses(self, task_uuids: Sequence[str]) -> dict[str, TaskStatus]:
+        unique = list(dict.fromkeys(task_uuids))
+        batches = [
+            unique[i : i + self._batch_size] for i in range(0, len(unique), self._batch_size)
+        ]
+        results: dict[str, TaskStatus] = {}
+        try:
+            # A TaskGroup so that rejected credentials stop the other batches at once.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._check_batch(batch)) for batch in batches]
+        except* RunwareCredentialsRejected as rejected:
+            raise rejected.exceptions[0] from None
+        for task in tasks:
+            results.update(task.result())
+        return results
+
+    async def _check_batch(self, batch: list[str]) -> dict[str, TaskStatus]:
+        outcome = await self._post([{"taskType": "getResponse", "taskUUID": u} for u in batch])
+        if isinstance(outcome, _GaveUp):
+            return {u: CheckError(outcome.message) for u in batch}
+        envelope = outcome.envelope
+        if envelope is None:
+            message = f"Runware answered HTTP {outcome.status_code} with a body that is not JSON"
+            return {u: CheckError(message) for u in batch}
+        statuses = _statuses_named(envelope, batch)
+        omitted = [u for u in batch if u not in statuses]
+        if not omitted:
+            return statuses
+        if len(batch) == 1:
+            return {batch[0]: _omitted_single(envelope, outcome.status_code)}
+        if outcome.status_code >= 300 and not statuses:
+            # A client error naming no task is about the request as a whole.
+            return {u: CheckError(_refusal(envelope, outcome.status_code)) for u in batch}
+        singles = await asyncio.gather(*(self._check_batch([u]) for u in omitted))
+        for single in singles:
+            statuses.update(single)
+        return statuses
+
+    # --- Submitting (demo, tests) -------------------------------------------------------------
+
+    async def submit_video(
+        self,
+        task_uuid: str,
+        *,
+        webhook_url: str | None,
+        model: str = "klingai:5@3",
+        prompt: str = "A lighthouse on a cliff at dawn, waves below",
+        number_results: int = 1,
+    ) -> None:
+        """Submit an async `videoInference` job; a `conflictTaskUUID` means it already was."""
+        task: dict[str, Any] = {
+            "taskType": "videoInference",
+            "taskUUID": task_uuid,
+            "model": model,
+            "positivePrompt": prompt,
+            "deliveryMethod": "async",
+            "includeCost": True,
+            "outputType": "URL",
+            "outputFormat": "MP4",
+            "numberResults": number_results,
+        }
+        if webhook_url is not None:
+            task["webhookURL"] = webhook_url
+        outcome = await self._post([task])
+        if isinstance(outcome, _GaveUp):
+            raise RunwareRequestFailed(outcome.message)
+        envelope = outcome.envelope
+        if envelope is None:
+            raise RunwareRequestFailed(
+                f"Runware answered HTTP {outcome.status_code} with a body that is not JSON"
+            )
+        if any(e.error_code == "conflictTaskUUID" for e in envelope.errors):
+            return
+        if outcome.status_code < 300 and any(i.taskUUID == task_uuid for i in envelope.data):
+            return
+        detail = _describe(envelope.errors) or "no acknowledgement for the task"
+        raise RunwareRequestFailed(
+            f"Runware did not accept video task {task_uuid} (HTTP {outcome.status_code}: {detail})"
+        )
+
+    # --- One request, with retries ----------------------------------------------------------
+
+    async def _post(self, tasks: list[dict[str, Any]]) -> _Answer | _GaveUp:
+        """POST tasks; retry transient failures; raise on rejected credentials."""
+        problem = "no attempt made"
+        for attempt in range(self._max_retries + 1):
+            retry_after: float | None = None
+            try:
+                async with self._in_flight:
+                    response = await self._http.post(self._api_url, json=tasks)
+            except httpx.TransportError as exc:  # connect/read errors and timeouts
+                problem = f"network error ({type(exc).__name__})"
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                return _GaveUp(f"Runware request failed ({type(exc).__name__})")
+            else:
+                if self._on_request is not None:
+                    self._on_request(response.status_code)
+                envelope = _parse_body(response)
+                if response.status_code in _CREDENTIAL_STATUSES:
+                    raise RunwareCredentialsRejected(self._credentials_message(response, envelope))
+                if not _is_transient(response.status_code):
+                    return _Answer(response.status_code, envelope)
+                problem = f"HTTP {response.status_code}"
+                detail = _describe(envelope.errors if envelope else [])
+                if detail:
+                    problem += f", {detail}"
+                retry_after = _retry_after_seconds(
+                    response.headers.get("retry-after"), datetime.now(UTC)
+                )
+                if retry_after is not None and retry_after > self._max_retry_after:
+                    return _GaveUp(
+                        f"Runware unavailable ({problem}); it asked to retry after "
+                        f"{retry_after:.0f}s, longer than the {self._max_retry_after:.0f}s allowed"
+                    )
+            if attempt < self._max_retries:
+                # Sleep outside the semaphore: waiting is not a request in flight.
+                await self._sleep(self._backoff(attempt, retry_after))
+        attempts = self._max_retries + 1
+        return _GaveUp(f"Runware unavailable after {attempts} attempts ({problem})")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        # Full jitter (AWS architecture blog): uniform over [0, min(cap, base * 2^attempt)].
+        ceiling = min(self._backoff_cap, self._backoff_base * 2**attempt)
+        return self._rng.uniform(0.0, ceiling)
+
+    def _credentials_message(self, response: httpx.Response, envelope: _Envelope | None) -> str:
+        meaning = {
+            401: "the API key is invalid",
+            402: "the account has no credit left",
+            403: "the API key is not allowed to do this",
+        }[response.status_code]
+        message = f"Runware rejected the credentials (HTTP {response.status_code}: {meaning})"
+        detail = _describe(envelope.errors) if envelope else ""
+        if detail:
+            message += f": {detail}"
+        # Runware's own message could echo the key back; it must never reach a log.
+        return message.replace(self._api_key, "***") if self._api_key else message
