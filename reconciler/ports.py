@@ -135,3 +135,29 @@ class RunwareApi(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+FeedState = Literal["starting", "subscribed", "reconnecting", "stopped"]
+
+
+class FeedHints(Protocol):
+    """Where a change feed hands its hints. Both methods are non-blocking and never raise."""
+
+    def project_changed(self, project_id: UUID) -> None:
+        """This project's row changed; reconcile it soon."""
+        ...
+
+    def resync(self) -> None:
+        """Events may have been missed (a (re)subscription): sweep every pending project."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """A source of hints that `projects.clips` changed. Hints only: state is re-read (I5)."""
+
+    @property
+    def state(self) -> FeedState: ...
+
+    async def run(self, hints: FeedHints) -> None:
+        """Follow changes until cancelled, reconnecting by itself; never returns otherwise."""
+        ...
