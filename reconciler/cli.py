@@ -20,8 +20,8 @@ from reconciler.config import ConfigError, Settings, load_settings
 EXIT_CONFIG = 2
 
 
-def _settings(require_runware: bool = True) -> Settings:
-    settings = load_settings(os.environ, require_runware=require_runware)
+def _settings(*, serving: bool) -> Settings:
+    settings = load_settings(os.environ, serving=serving)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -34,13 +34,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from reconciler.app import create_app
 
-    settings = _settings()
+    settings = _settings(serving=True)
     uvicorn.run(
         create_app(settings),
         host=args.host,
         port=args.port if args.port is not None else settings.port,
         log_level=settings.log_level,
         proxy_headers=True,
+        access_log=False,  # it would log the webhook token; see http/access_log.py
     )
     return 0
 
@@ -61,7 +62,7 @@ def _check(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: PROJECT_ID must be a UUID, got {args.project_id!r}", file=sys.stderr)
         return EXIT_CONFIG
-    settings = _settings()
+    settings = _settings(serving=False)
     try:
         response = asyncio.run(_run_check(settings, project_id))
     except ProjectNotFound:

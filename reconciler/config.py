@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS
 
 Transport = Literal["postgres", "supabase"]
+WebhookVerify = Literal["off", "api"]
 T = TypeVar("T")
 
 DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
+MIN_WEBHOOK_SECRET_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -41,6 +43,10 @@ class Settings:
     allowed_url_hosts: frozenset[str]
     db_pool_size: int
     log_level: str
+    webhook_secrets: tuple[str, ...] = ()
+    insecure_webhooks: bool = False
+    webhook_verify: WebhookVerify = "off"
+    webhook_max_bytes: int = 256 * 1024
 
     @property
     def caller_tokens(self) -> tuple[str, ...]:
@@ -90,7 +96,38 @@ class _Reader:
         return self.number(name, default, float, minimum, "a number of seconds")
 
 
-def load_settings(env: Mapping[str, str], *, require_runware: bool = True) -> Settings:
+def _flag(read: _Reader, name: str) -> bool:
+    raw = (read.text(name) or "0").lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(name, f"expected 1 or 0, got {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
+def _webhook_secrets(read: _Reader, serving: bool) -> tuple[tuple[str, ...], bool]:
+    """Secrets accepted in the webhook URL's `token` (a comma list, for rotation)."""
+    raw = read.text("RUNWARE_WEBHOOK_SECRET")
+    secrets = tuple(s.strip() for s in raw.split(",") if s.strip()) if raw else ()
+    for secret in secrets:
+        if len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+            raise ConfigError(
+                "RUNWARE_WEBHOOK_SECRET",
+                f"each secret must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters"
+                " (generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+    insecure = _flag(read, "RECONCILER_INSECURE_WEBHOOKS")
+    if serving and not secrets and not insecure:
+        raise ConfigError(
+            "RUNWARE_WEBHOOK_SECRET",
+            "is required to authenticate webhooks"
+            " (for local development only: RECONCILER_INSECURE_WEBHOOKS=1)",
+        )
+    return secrets, insecure
+
+
+def load_settings(
+    env: Mapping[str, str], *, require_runware: bool = True, serving: bool = True
+) -> Settings:
+    """`serving`: the settings are for the HTTP service, which receives webhooks."""
     read = _Reader(env)
 
     database_url = read.text("DATABASE_URL")
@@ -152,7 +189,16 @@ def load_settings(env: Mapping[str, str], *, require_runware: bool = True) -> Se
             "RECONCILER_LOG_LEVEL", f"expected debug, info, warning or error, got {log_level!r}"
         )
 
+    webhook_secrets, insecure_webhooks = _webhook_secrets(read, serving)
+    verify = (read.text("RECONCILER_WEBHOOK_VERIFY") or "off").lower()
+    if verify not in ("off", "api"):
+        raise ConfigError("RECONCILER_WEBHOOK_VERIFY", f"expected off or api, got {verify!r}")
+
     return Settings(
+        webhook_secrets=webhook_secrets,
+        insecure_webhooks=insecure_webhooks,
+        webhook_verify="api" if verify == "api" else "off",
+        webhook_max_bytes=read.integer("RECONCILER_WEBHOOK_MAX_BYTES", 256 * 1024),
         transport=transport,
         database_url=database_url,
         supabase_url=supabase_url,

@@ -56,10 +56,12 @@ async def demo_stack(console: Console) -> AsyncIterator[DemoStack]:
         async with RunwareSimulator(config) as simulator:
             console.print(f"[green]✓[/] Runware simulator on {simulator.url}")
             token = secrets.token_urlsafe(24)
+            webhook_secret = secrets.token_urlsafe(32)
             settings = load_settings(
                 {
                     "DATABASE_URL": database_url,
                     "RECONCILER_ADMIN_TOKEN": token,
+                    "RUNWARE_WEBHOOK_SECRET": webhook_secret,
                     "RUNWARE_API_KEY": config.api_key,
                     "RUNWARE_API_URL": simulator.url,
                     "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "0",

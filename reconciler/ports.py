@@ -102,6 +102,10 @@ class Store(Protocol):
         """Apply a webhook result to the project holding the job, or park it (I3)."""
         ...
 
+    async def note_job_error(self, job_id: str, error: str) -> bool:
+        """Record why a result for a tracked job was not written."""
+        ...
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float
     ) -> list[TrackedJob]: ...

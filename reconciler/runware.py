@@ -13,25 +13,23 @@ import asyncio
 import json
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from reconciler.clips import (
     UNKNOWN_TASK_CODES,
     CheckError,
-    Processing,
-    Succeeded,
     TaskStatus,
     status_from_error,
 )
 from reconciler.ports import RunwareCredentialsRejected
+from reconciler.runware_payloads import Envelope, describe_errors, statuses_named
 
 DEFAULT_API_URL = "https://api.runware.ai/v1"
 
@@ -43,161 +41,13 @@ class RunwareRequestFailed(Exception):
     """A request Runware did not accept (submit_video only; get_statuses never raises this)."""
 
 
-# --- Tolerant parsing of answers -------------------------------------------------------------
-# Fields are optional and loosely typed: an item that still does not fit is skipped (its task
-# then counts as omitted), never a crash. Extra fields are ignored.
-
-
-def _loose_str(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return str(value)
-    return None
-
-
-def _loose_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(float(value))
-        except (ValueError, OverflowError):
-            return None
-    return None
-
-
-LooseStr = Annotated[str | None, BeforeValidator(_loose_str)]
-LooseInt = Annotated[int | None, BeforeValidator(_loose_int)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _NestedError(_Model):
-    code: LooseStr = None
-    message: LooseStr = None
-
-
-def _nested_error(value: Any) -> Any:
-    # Seen as an object; tolerate a bare string (a message) or anything else (ignored).
-    if isinstance(value, str):
-        return {"message": value}
-    return value if isinstance(value, dict) else None
-
-
-class _Item(_Model):
-    """A `data[]` item, an `errors[]` entry or a singular `error`: the union of their fields."""
-
-    taskUUID: LooseStr = None
-    status: LooseStr = None
-    progress: LooseInt = None
-    videoURL: LooseStr = None
-    videoUUID: LooseStr = None
-    code: LooseStr = None
-    message: LooseStr = None
-    error: Annotated[_NestedError | None, BeforeValidator(_nested_error)] = None
-
-    @property
-    def error_code(self) -> str | None:
-        return self.code or (self.error.code if self.error else None)
-
-    @property
-    def error_message(self) -> str | None:
-        return self.message or (self.error.message if self.error else None)
-
-
-def _items(value: Any) -> list[_Item]:
-    """Parse a list of items (or one item), skipping entries that are not objects."""
-    raw = value if isinstance(value, list) else [value]
-    items: list[_Item] = []
-    for entry in raw:
-        if not isinstance(entry, dict):
-            continue
-        try:
-            items.append(_Item.model_validate(entry))
-        except ValidationError:
-            continue
-    return items
-
-
-@dataclass(frozen=True)
-class _Envelope:
-    data: list[_Item] = field(default_factory=list)
-    errors: list[_Item] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, body: Any) -> _Envelope | None:
-        """None when the body is not a Runware envelope at all."""
-        if isinstance(body, list):  # not documented; read a bare array as `data`
-            return cls(data=_items(body))
-        if not isinstance(body, dict) or not body.keys() & {"data", "errors", "error"}:
-            return None
-        errors = _items(body.get("errors", []))
-        if "error" in body:
-            errors += _items(body["error"])
-        return cls(data=_items(body.get("data", [])), errors=errors)
-
-    def unattributed_errors(self) -> list[_Item]:
-        return [e for e in self.errors if not e.taskUUID]
-
-    def named_tasks(self) -> set[str]:
-        return {i.taskUUID for i in [*self.data, *self.errors] if i.taskUUID}
-
-
-def _describe(errors: Iterable[_Item]) -> str:
-    parts = []
-    for error in errors:
-        code, message = error.error_code, error.error_message
-        parts.append(": ".join(p for p in (code, message) if p))
-    return "; ".join(p for p in parts if p)
-
-
-# --- Interpreting one task's items --------------------------------------------------------------
-
-
-def _task_status(data: list[_Item], errors: list[_Item]) -> TaskStatus:
-    """Several items for one task are its cumulative results: any success wins, first first."""
-    for item in data:
-        if item.status == "success" and item.videoURL:
-            return Succeeded(item.videoURL, item.videoUUID)
-    failures = [i for i in data if i.status == "error"] + errors
-    if failures:
-        return status_from_error(failures[0].error_code, failures[0].error_message)
-    if any(item.status == "success" for item in data):
-        return CheckError("Runware reported success without a video URL")
-    # processing, pending, queued, a status never seen before, or none at all: not terminal.
-    progress = [i.progress for i in data if i.progress is not None]
-    return Processing(max(progress) if progress else None)
-
-
-def _statuses_named(envelope: _Envelope, wanted: Sequence[str]) -> dict[str, TaskStatus]:
-    """The status of each wanted task the answer names; omitted tasks are left out."""
-    named = envelope.named_tasks()
-    result: dict[str, TaskStatus] = {}
-    for task_uuid in wanted:
-        if task_uuid in named:
-            result[task_uuid] = _task_status(
-                [i for i in envelope.data if i.taskUUID == task_uuid],
-                [e for e in envelope.errors if e.taskUUID == task_uuid],
-            )
-    return result
-
-
 # --- HTTP outcomes ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Answer:
     status_code: int
-    envelope: _Envelope | None
+    envelope: Envelope | None
 
 
 @dataclass(frozen=True)
@@ -225,20 +75,20 @@ def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, seconds)
 
 
-def _parse_body(response: httpx.Response) -> _Envelope | None:
+def _parse_body(response: httpx.Response) -> Envelope | None:
     try:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         return None
-    return _Envelope.parse(body)
+    return Envelope.parse(body)
 
 
-def _refusal(envelope: _Envelope, status_code: int) -> str:
-    detail = _describe(envelope.unattributed_errors())
+def _refusal(envelope: Envelope, status_code: int) -> str:
+    detail = describe_errors(envelope.unattributed_errors())
     return f"Runware refused the request (HTTP {status_code}" + (f", {detail})" if detail else ")")
 
 
-def _omitted_single(envelope: _Envelope, status_code: int) -> TaskStatus:
+def _omitted_single(envelope: Envelope, status_code: int) -> TaskStatus:
     """The status of the one task asked about, when the answer does not name it."""
     # Asked about exactly one task, an error naming no task that says "unknown task" can only
     # be about that task. Other unattributed errors are not trusted to fail a clip.
@@ -247,7 +97,7 @@ def _omitted_single(envelope: _Envelope, status_code: int) -> TaskStatus:
             return status_from_error(error.error_code, error.error_message)
     if status_code >= 300:
         return CheckError(_refusal(envelope, status_code))
-    detail = _describe(envelope.unattributed_errors())
+    detail = describe_errors(envelope.unattributed_errors())
     return CheckError(
         "Runware's answer did not mention the task" + (f": {detail}" if detail else "")
     )
@@ -338,7 +188,7 @@ class RunwareClient:
         if envelope is None:
             message = f"Runware answered HTTP {outcome.status_code} with a body that is not JSON"
             return {u: CheckError(message) for u in batch}
-        statuses = _statuses_named(envelope, batch)
+        statuses = statuses_named(envelope, batch)
         omitted = [u for u in batch if u not in statuses]
         if not omitted:
             return statuses
@@ -389,7 +239,7 @@ class RunwareClient:
             return
         if outcome.status_code < 300 and any(i.taskUUID == task_uuid for i in envelope.data):
             return
-        detail = _describe(envelope.errors) or "no acknowledgement for the task"
+        detail = describe_errors(envelope.errors) or "no acknowledgement for the task"
         raise RunwareRequestFailed(
             f"Runware did not accept video task {task_uuid} (HTTP {outcome.status_code}: {detail})"
         )
@@ -417,7 +267,7 @@ class RunwareClient:
                 if not _is_transient(response.status_code):
                     return _Answer(response.status_code, envelope)
                 problem = f"HTTP {response.status_code}"
-                detail = _describe(envelope.errors if envelope else [])
+                detail = describe_errors(envelope.errors if envelope else [])
                 if detail:
                     problem += f", {detail}"
                 retry_after = _retry_after_seconds(
@@ -441,14 +291,14 @@ class RunwareClient:
         ceiling = min(self._backoff_cap, self._backoff_base * 2**attempt)
         return self._rng.uniform(0.0, ceiling)
 
-    def _credentials_message(self, response: httpx.Response, envelope: _Envelope | None) -> str:
+    def _credentials_message(self, response: httpx.Response, envelope: Envelope | None) -> str:
         meaning = {
             401: "the API key is invalid",
             402: "the account has no credit left",
             403: "the API key is not allowed to do this",
         }[response.status_code]
         message = f"Runware rejected the credentials (HTTP {response.status_code}: {meaning})"
-        detail = _describe(envelope.errors) if envelope else ""
+        detail = describe_errors(envelope.errors) if envelope else ""
         if detail:
             message += f": {detail}"
         # Runware's own message could echo the key back; it must never reach a log.

@@ -13,6 +13,7 @@ from reconciler.ports import RunwareApi, Store
 from reconciler.runware import RunwareClient
 from reconciler.store.postgres import connect_postgres_store
 from reconciler.store.supabase import connect_supabase_store
+from reconciler.webhooks import WebhookIngestor
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Services:
     store: Store
     runware: RunwareApi
     checker: ClipChecker
+    webhooks: WebhookIngestor
 
 
 async def connect_store(settings: Settings) -> Store:
@@ -55,10 +57,12 @@ def check_policy(settings: Settings) -> CheckPolicy:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     store = await connect_store(settings)
     runware = runware_client(settings)
+    policy = check_policy(settings)
+    webhooks = WebhookIngestor(
+        store, runware, policy.url_policy, confirm=settings.webhook_verify == "api"
+    )
     try:
-        yield Services(
-            settings, store, runware, ClipChecker(store, runware, check_policy(settings))
-        )
+        yield Services(settings, store, runware, ClipChecker(store, runware, policy), webhooks)
     finally:
         await runware.aclose()
         await store.close()

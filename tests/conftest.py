@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 import pytest
 
 from reconciler.app import create_app
@@ -20,6 +21,7 @@ from tests.databases import TestCluster
 from tests.standins.postgrest import SERVICE_ROLE_KEY, PostgrestStandIn
 
 ADMIN_TOKEN = "test-admin-token"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +84,7 @@ def service_env(database_url: str, simulator: RunwareSimulator) -> dict[str, str
     return {
         "DATABASE_URL": database_url,
         "RECONCILER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "RUNWARE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "RUNWARE_API_KEY": simulator.config.api_key,
         "RUNWARE_API_URL": simulator.url,
         "RECONCILER_BATCH_SIZE": "20",
@@ -110,6 +113,22 @@ class RunningService:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def webhook_url(self, token: str | None = WEBHOOK_SECRET) -> str:
+        query = "" if token is None else f"?token={token}"
+        return f"{self.url}/webhooks/runware{query}"
+
+    async def post_webhook(
+        self, body: object, token: str | None = WEBHOOK_SECRET, raw: bytes | None = None
+    ) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as client:
+            if raw is not None:
+                return await client.post(
+                    self.webhook_url(token),
+                    content=raw,
+                    headers={"content-type": "application/json"},
+                )
+            return await client.post(self.webhook_url(token), json=body)
 
 
 @pytest.fixture(params=["postgres", "supabase"])

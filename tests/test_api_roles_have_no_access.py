@@ -14,6 +14,7 @@ FUNCTIONS = [
     "reconciler_find_project",
     "reconciler_read_project",
     "reconciler_ingest_result",
+    "reconciler_note_job_error",
     "reconciler_claim_due_jobs",
     "reconciler_record_checks",
     "reconciler_renew_leases",

@@ -14,6 +14,7 @@ BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
     "RECONCILER_ADMIN_TOKEN": "t",
     "RUNWARE_API_KEY": "k",
+    "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret",
 }
 
 
@@ -31,6 +32,7 @@ def test_supabase_settings() -> None:
             "SUPABASE_URL": "https://x.supabase.co",
             "SUPABASE_SERVICE_ROLE_KEY": "s",
             "RUNWARE_API_KEY": "k",
+            "RECONCILER_INSECURE_WEBHOOKS": "1",
         }
     )
     assert settings.transport == "supabase"
@@ -68,6 +70,18 @@ def test_supabase_settings() -> None:
         ({**BASE, "RECONCILER_TRANSPORT": "carrier-pigeon"}, "RECONCILER_TRANSPORT"),
         ({**BASE, "RECONCILER_LOG_LEVEL": "loud"}, "RECONCILER_LOG_LEVEL"),
         ({"RECONCILER_TRANSPORT": "postgres", "RUNWARE_API_KEY": "k"}, "DATABASE_URL"),
+        (
+            {k: v for k, v in BASE.items() if k != "RUNWARE_WEBHOOK_SECRET"},
+            "RUNWARE_WEBHOOK_SECRET",
+        ),
+        ({**BASE, "RUNWARE_WEBHOOK_SECRET": "short"}, "RUNWARE_WEBHOOK_SECRET"),
+        (
+            {**BASE, "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret,tiny"},
+            "RUNWARE_WEBHOOK_SECRET",
+        ),
+        ({**BASE, "RECONCILER_INSECURE_WEBHOOKS": "maybe"}, "RECONCILER_INSECURE_WEBHOOKS"),
+        ({**BASE, "RECONCILER_WEBHOOK_VERIFY": "always"}, "RECONCILER_WEBHOOK_VERIFY"),
+        ({**BASE, "RECONCILER_WEBHOOK_MAX_BYTES": "0"}, "RECONCILER_WEBHOOK_MAX_BYTES"),
     ],
 )
 def test_bad_setting_is_named(env: dict[str, str], name: str) -> None:
@@ -106,3 +120,16 @@ def test_cli_check_rejects_a_bad_project_id() -> None:
     )
     assert done.returncode == 2
     assert "PROJECT_ID must be a UUID" in done.stderr
+
+
+def test_webhook_secret_rotation_list_and_insecure_flag() -> None:
+    rotated = load_settings(
+        {**BASE, "RUNWARE_WEBHOOK_SECRET": "old-secret-0123456789, new-secret-0123456789"}
+    )
+    assert rotated.webhook_secrets == ("old-secret-0123456789", "new-secret-0123456789")
+    without = {k: v for k, v in BASE.items() if k != "RUNWARE_WEBHOOK_SECRET"}
+    insecure = load_settings({**without, "RECONCILER_INSECURE_WEBHOOKS": "1"})
+    assert insecure.webhook_secrets == ()
+    assert insecure.insecure_webhooks
+    # The check command receives no webhooks, so it needs no secret.
+    assert load_settings(without, serving=False).webhook_secrets == ()

@@ -32,6 +32,9 @@ INGEST_RESULT = SqlFunction(
     "reconciler_ingest_result",
     (("p_job_id", "text"), ("p_result", "text"), ("p_reason", "text")),
 )
+NOTE_JOB_ERROR = SqlFunction(
+    "reconciler_note_job_error", (("p_job_id", "text"), ("p_error", "text"))
+)
 CLAIM_DUE_JOBS = SqlFunction(
     "reconciler_claim_due_jobs",
     (("p_owner", "text"), ("p_limit", "integer"), ("p_lease_seconds", "double precision")),

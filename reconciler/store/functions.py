@@ -96,6 +96,11 @@ class FunctionStore:
             kind=answer["outcome"], project_id=None if project is None else _uuid(project)
         )
 
+    async def note_job_error(self, job_id: str, error: str) -> bool:
+        return bool(
+            await self._caller.call(calls.NOTE_JOB_ERROR, {"p_job_id": job_id, "p_error": error})
+        )
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float
     ) -> list[TrackedJob]:

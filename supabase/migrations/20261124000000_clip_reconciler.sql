@@ -267,6 +267,22 @@ end;
 $$;
 
 
+-- Record why a job's result was not written (e.g. a webhook URL outside the allow-list).
+-- Only tracked, unsettled jobs carry an error; returns whether one was recorded.
+create or replace function public.reconciler_note_job_error(p_job_id text, p_error text)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    update reconciler.jobs set last_error = left(p_error, 1000)
+     where job_id = p_job_id and settled_at is null;
+    return found;
+end;
+$$;
+
+
 -- (c) Scheduling state.
 
 -- Claim up to p_limit due jobs for p_owner; a lease that expired (its owner crashed) is

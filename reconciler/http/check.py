@@ -1,0 +1,69 @@
+"""`POST /check-clips-status`: the seed's contract, kept byte-compatible."""
+
+from __future__ import annotations
+
+import json
+import logging
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from reconciler.checker import ProjectNotFound
+from reconciler.clips import error_response
+from reconciler.http.requests import BodyTooLarge, bearer_token, matches_any, read_capped_body
+from reconciler.ports import StoreRejected, StoreUnavailable
+from reconciler.services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_CHECK_BODY_BYTES = 64 * 1024
+
+
+class CheckRequest(BaseModel):
+    """The edge function's request body; other fields are ignored, as the seed did."""
+
+    model_config = ConfigDict(extra="ignore")
+    project_id: UUID
+
+
+def failure(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_response(message), status_code=status, headers=headers)
+
+
+async def _read_check_request(request: Request) -> CheckRequest | JSONResponse:
+    try:
+        body = await read_capped_body(request, MAX_CHECK_BODY_BYTES)
+    except BodyTooLarge:
+        return failure(413, "Request body too large")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return failure(400, 'Request body must be JSON: {"project_id": "<uuid>"}')
+    if not isinstance(payload, dict) or payload.get("project_id") in (None, ""):
+        return failure(400, "project_id is required")
+    try:
+        return CheckRequest.model_validate(payload)
+    except ValidationError:
+        return failure(400, "project_id must be a UUID")
+
+
+async def check_clips_status(request: Request) -> Response:
+    services: Services = request.app.state.services
+    if not matches_any(bearer_token(request), services.settings.caller_tokens):
+        return failure(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
+    parsed = await _read_check_request(request)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    try:
+        body = await services.checker.check(parsed.project_id)
+    except ProjectNotFound:
+        return failure(404, "Project not found")
+    except StoreUnavailable as error:
+        log.warning("check %s: database unavailable: %s", parsed.project_id, error)
+        return failure(503, "Database unavailable, try again", {"Retry-After": "1"})
+    except StoreRejected as error:
+        log.error("check %s: database rejected the write: %s", parsed.project_id, error)
+        return failure(500, "Internal error")
+    return JSONResponse(body)

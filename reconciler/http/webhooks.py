@@ -1,0 +1,53 @@
+"""`POST /webhooks/runware?token=…`: authenticated, size-capped, durable before 2xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from reconciler.http.requests import BodyTooLarge, matches_any, read_capped_body
+from reconciler.ports import StoreRejected, StoreUnavailable
+from reconciler.runware_payloads import parse_webhook_body
+from reconciler.services import Services
+from reconciler.webhooks import ConfirmationUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str, **extra: object) -> JSONResponse:
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+async def runware_webhook(request: Request) -> Response:
+    services: Services = request.app.state.services
+    settings = services.settings
+    # The token travels in the query string; it is never logged (see http/access_log.py).
+    authenticated = matches_any(request.query_params.get("token"), settings.webhook_secrets)
+    if not authenticated and (settings.webhook_secrets or not settings.insecure_webhooks):
+        return _error(401, "missing or invalid token")
+    try:
+        raw = await read_capped_body(request, settings.webhook_max_bytes)
+    except BodyTooLarge:
+        return _error(413, f"body over {settings.webhook_max_bytes} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _error(400, "body is not valid JSON")
+    statuses = parse_webhook_body(body)
+    if statuses is None:
+        return _error(400, "body names no taskUUID")
+    try:
+        report = await services.webhooks.ingest(statuses)
+    except (StoreUnavailable, ConfirmationUnavailable) as error:
+        log.warning("webhook not stored, asking Runware to retry: %s", error)
+        return _error(503, "not stored yet, retry later")
+    except StoreRejected as error:
+        log.error("webhook rejected by the database: %s", error)
+        return _error(400, "result rejected")
+    if report.rejected:
+        return _error(422, "video URL not allowed", **report.as_json())
+    return JSONResponse(report.as_json())

@@ -1,0 +1,97 @@
+"""Ingesting Runware completion webhooks: each named task's result is applied or parked in
+PostgreSQL before the sender hears 2xx (I3).
+
+Runware does not sign webhooks, so the body is trusted only as far as the URL token goes; in
+confirmation mode it is merely a hint and `getResponse` supplies the result that is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.clips import (
+    FAILED,
+    CheckError,
+    Failed,
+    Processing,
+    Succeeded,
+    TaskStatus,
+    UnknownTask,
+    UrlPolicy,
+)
+from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
+
+log = logging.getLogger(__name__)
+
+
+class ConfirmationUnavailable(Exception):
+    """Runware could not confirm the result now; the sender should retry later."""
+
+
+@dataclass
+class WebhookReport:
+    applied: list[str] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "applied": self.applied,
+            "parked": self.parked,
+            "duplicate": self.duplicate,
+            "ignored": self.ignored,
+            "rejected": self.rejected,
+        }
+
+
+class WebhookIngestor:
+    def __init__(
+        self, store: Store, runware: RunwareApi, url_policy: UrlPolicy, *, confirm: bool
+    ) -> None:
+        self._store = store
+        self._runware = runware
+        self._url_policy = url_policy
+        self._confirm = confirm
+
+    async def ingest(self, claimed: Mapping[str, TaskStatus]) -> WebhookReport:
+        """Store every result the body carries. Raises StoreUnavailable or
+        ConfirmationUnavailable when nothing durable can be promised yet."""
+        statuses = await self._confirmed(claimed) if self._confirm else dict(claimed)
+        report = WebhookReport()
+        for job_id, status in statuses.items():
+            await self._ingest_one(job_id, status, report)
+        return report
+
+    async def _confirmed(self, claimed: Mapping[str, TaskStatus]) -> dict[str, TaskStatus]:
+        try:
+            answers = await self._runware.get_statuses(list(claimed))
+        except RunwareCredentialsRejected as error:
+            log.error("webhook confirmation: Runware rejected the API key: %s", error)
+            raise ConfirmationUnavailable(str(error)) from error
+        unconfirmed = [j for j, s in answers.items() if isinstance(s, CheckError)]
+        if unconfirmed:
+            raise ConfirmationUnavailable(f"Runware did not answer for {len(unconfirmed)} task(s)")
+        return answers
+
+    async def _ingest_one(self, job_id: str, status: TaskStatus, report: WebhookReport) -> None:
+        match status:
+            case Succeeded(video_url=url):
+                reason = self._url_policy.rejects(url)
+                if reason is not None:
+                    log.warning("webhook for job %s not written: %s", job_id, reason)
+                    await self._store.note_job_error(job_id, f"webhook: {reason}")
+                    report.rejected[job_id] = reason
+                    return
+                outcome = await self._store.ingest_result(job_id, url, None)
+            case Failed(code=code, message=message):
+                outcome = await self._store.ingest_result(job_id, FAILED, f"{code}: {message}")
+            case UnknownTask() | Processing() | CheckError():
+                # Not a result: progress, or something only polling can settle (with its grace
+                # period for unknown tasks).
+                report.ignored.append(job_id)
+                return
+        getattr(report, outcome.kind).append(job_id)
