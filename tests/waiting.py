@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 
 
 async def wait_until(
-    predicate: Callable[[], bool],
+    predicate: Callable[[], bool | Awaitable[bool]],
     # A `timeout` argument (not asyncio.timeout around the call) keeps call sites one line.
     timeout: float = 10.0,  # noqa: ASYNC109
     interval: float = 0.01,
 ) -> None:
-    """Return as soon as `predicate()` is true; fail with TimeoutError after `timeout` seconds."""
+    """Return as soon as `predicate()` is true; fail with TimeoutError after `timeout` seconds.
+
+    The predicate may be a coroutine function (e.g. one that asks a server)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if loop.time() >= deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)

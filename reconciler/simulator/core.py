@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -23,7 +22,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from reconciler.serving import serve
+from reconciler.serving import bind_tcp_socket, serve
 from reconciler.simulator.faults import FAILING_MODEL, ErrorShape, Outcome, SimulatorConfig
 from reconciler.simulator.server import create_app
 from reconciler.simulator.state import Counters, Job, Json, SimState
@@ -83,11 +82,7 @@ class RunwareSimulator:
 
     async def serve_forever(self, on_listening: Callable[[str], None] | None = None) -> None:
         """Serve until SIGINT/SIGTERM (the command line); uvicorn handles the signals."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        # Listen before announcing the URL, so a client that reads it can connect at once.
-        sock.listen(128)
+        sock = bind_tcp_socket(self._host, self._port)
         self._base_url = f"http://{self._host}:{sock.getsockname()[1]}"
         config = uvicorn.Config(self.app, lifespan="off", access_log=False, log_level="warning")
         try:
