@@ -22,7 +22,14 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
-            yield
+            if services.engine is None:
+                yield
+                return
+            services.engine.start()
+            try:
+                yield
+            finally:
+                await services.engine.stop(settings.shutdown_seconds)
 
     return Starlette(
         routes=[

@@ -12,6 +12,7 @@ from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS
 
 Transport = Literal["postgres", "supabase"]
 WebhookVerify = Literal["off", "api"]
+FeedKind = Literal["notify", "realtime", "off"]
 T = TypeVar("T")
 
 DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
@@ -47,6 +48,20 @@ class Settings:
     insecure_webhooks: bool = False
     webhook_verify: WebhookVerify = "off"
     webhook_max_bytes: int = 256 * 1024
+    engine: bool = True
+    feed: FeedKind = "notify"
+    workers: int = 4
+    poll_interval_seconds: float = 2.0
+    claim_batch: int = 200
+    lease_seconds: float = 60.0
+    backoff_base_seconds: float = 5.0
+    backoff_cap_seconds: float = 300.0
+    give_up_seconds: float = 3600.0
+    sweep_on_start: bool = True
+    sweep_interval_seconds: float = 300.0
+    sweep_spread_seconds: float = 60.0
+    runware_requests_per_second: float = 5.0
+    shutdown_seconds: float = 10.0
 
     @property
     def caller_tokens(self) -> tuple[str, ...]:
@@ -96,8 +111,8 @@ class _Reader:
         return self.number(name, default, float, minimum, "a number of seconds")
 
 
-def _flag(read: _Reader, name: str) -> bool:
-    raw = (read.text(name) or "0").lower()
+def _flag(read: _Reader, name: str, *, default: bool = False) -> bool:
+    raw = (read.text(name) or ("1" if default else "0")).lower()
     if raw not in ("0", "1", "true", "false", "yes", "no"):
         raise ConfigError(name, f"expected 1 or 0, got {raw!r}")
     return raw in ("1", "true", "yes")
@@ -194,7 +209,40 @@ def load_settings(
     if verify not in ("off", "api"):
         raise ConfigError("RECONCILER_WEBHOOK_VERIFY", f"expected off or api, got {verify!r}")
 
+    feed_raw = (read.text("RECONCILER_FEED") or "auto").lower()
+    if feed_raw not in ("auto", "notify", "realtime", "off"):
+        raise ConfigError(
+            "RECONCILER_FEED", f"expected auto, notify, realtime or off, got {feed_raw!r}"
+        )
+    feed: FeedKind
+    if feed_raw == "auto":
+        feed = "notify" if transport == "postgres" else "realtime"
+    else:
+        feed = "notify" if feed_raw == "notify" else "realtime" if feed_raw == "realtime" else "off"
+    if feed == "notify" and database_url is None:
+        raise ConfigError("RECONCILER_FEED", "notify needs DATABASE_URL")
+    if feed == "realtime" and (supabase_url is None or service_key is None):
+        raise ConfigError(
+            "RECONCILER_FEED", "realtime needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"
+        )
+
     return Settings(
+        engine=_flag(read, "RECONCILER_ENGINE", default=True),
+        feed=feed,
+        workers=read.integer("RECONCILER_WORKERS", 4),
+        poll_interval_seconds=read.seconds("RECONCILER_POLL_INTERVAL_SECONDS", 2.0, 0.01),
+        claim_batch=read.integer("RECONCILER_CLAIM_BATCH", 200),
+        lease_seconds=read.seconds("RECONCILER_LEASE_SECONDS", 60.0, 1.0),
+        backoff_base_seconds=read.seconds("RECONCILER_BACKOFF_BASE_SECONDS", 5.0, 0.01),
+        backoff_cap_seconds=read.seconds("RECONCILER_BACKOFF_CAP_SECONDS", 300.0, 0.01),
+        give_up_seconds=read.seconds("RECONCILER_GIVE_UP_SECONDS", 3600.0, 1.0),
+        sweep_on_start=_flag(read, "RECONCILER_SWEEP_ON_START", default=True),
+        sweep_interval_seconds=read.seconds("RECONCILER_SWEEP_INTERVAL_SECONDS", 300.0),
+        sweep_spread_seconds=read.seconds("RECONCILER_SWEEP_SPREAD_SECONDS", 60.0),
+        runware_requests_per_second=read.seconds(
+            "RECONCILER_RUNWARE_REQUESTS_PER_SECOND", 5.0, 0.01
+        ),
+        shutdown_seconds=read.seconds("RECONCILER_SHUTDOWN_SECONDS", 10.0, 0.1),
         webhook_secrets=webhook_secrets,
         insecure_webhooks=insecure_webhooks,
         webhook_verify="api" if verify == "api" else "off",

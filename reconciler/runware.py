@@ -29,6 +29,7 @@ from reconciler.clips import (
     status_from_error,
 )
 from reconciler.ports import RunwareCredentialsRejected
+from reconciler.ratelimit import TokenBucket
 from reconciler.runware_payloads import Envelope, describe_errors, statuses_named
 
 DEFAULT_API_URL = "https://api.runware.ai/v1"
@@ -126,6 +127,7 @@ class RunwareClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_request: Callable[[int], None] | None = None,
         rng: random.Random | None = None,
+        rate_limit: TokenBucket | None = None,
     ) -> None:
         if batch_size < 1 or max_in_flight < 1 or max_retries < 0:
             raise ValueError("batch_size and max_in_flight must be >= 1, max_retries >= 0")
@@ -139,6 +141,7 @@ class RunwareClient:
         self._sleep = sleep
         self._on_request = on_request
         self._rng = rng or random.Random()
+        self._rate_limit = rate_limit
         # One bound for the whole client, shared by concurrent get_statuses calls: Runware
         # advises a low steady concurrency (2 to 4 requests in flight).
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -253,6 +256,8 @@ class RunwareClient:
             retry_after: float | None = None
             try:
                 async with self._in_flight:
+                    if self._rate_limit is not None:
+                        await self._rate_limit.acquire()
                     response = await self._http.post(self._api_url, json=tasks)
             except httpx.TransportError as exc:  # connect/read errors and timeouts
                 problem = f"network error ({type(exc).__name__})"

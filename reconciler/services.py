@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.clips import UrlPolicy
 from reconciler.config import Settings
-from reconciler.ports import RunwareApi, Store
+from reconciler.engine import Engine, EnginePolicy
+from reconciler.ports import ChangeFeed, RunwareApi, Store
+from reconciler.ratelimit import TokenBucket
 from reconciler.runware import RunwareClient
+from reconciler.schedule import PollPolicy
 from reconciler.store.postgres import connect_postgres_store
 from reconciler.store.supabase import connect_supabase_store
 from reconciler.webhooks import WebhookIngestor
@@ -23,6 +26,7 @@ class Services:
     runware: RunwareApi
     checker: ClipChecker
     webhooks: WebhookIngestor
+    engine: Engine | None
 
 
 async def connect_store(settings: Settings) -> Store:
@@ -42,6 +46,7 @@ def runware_client(settings: Settings) -> RunwareClient:
         max_in_flight=settings.runware_concurrency,
         max_retries=settings.runware_max_retries,
         timeout_seconds=settings.runware_timeout_seconds,
+        rate_limit=TokenBucket(settings.runware_requests_per_second),
     )
 
 
@@ -53,16 +58,61 @@ def check_policy(settings: Settings) -> CheckPolicy:
     )
 
 
+def change_feed(settings: Settings) -> ChangeFeed | None:
+    if settings.feed == "notify":
+        from reconciler.feeds.notify import NotifyFeed
+
+        assert settings.database_url is not None  # guaranteed by load_settings
+        return NotifyFeed(settings.database_url)
+    if settings.feed == "realtime":
+        from reconciler.feeds.realtime import RealtimeFeed
+
+        assert settings.supabase_url is not None
+        assert settings.supabase_service_role_key is not None
+        return RealtimeFeed(settings.supabase_url, settings.supabase_service_role_key)
+    return None
+
+
+def engine_policy(settings: Settings) -> EnginePolicy:
+    return EnginePolicy(
+        workers=settings.workers,
+        poll_interval_seconds=settings.poll_interval_seconds,
+        claim_batch=settings.claim_batch,
+        lease_seconds=settings.lease_seconds,
+        sweep_on_start=settings.sweep_on_start,
+        sweep_interval_seconds=settings.sweep_interval_seconds,
+        sweep_spread_seconds=settings.sweep_spread_seconds,
+        poll=PollPolicy(
+            backoff_base_seconds=settings.backoff_base_seconds,
+            backoff_cap_seconds=settings.backoff_cap_seconds,
+            give_up_after_seconds=settings.give_up_seconds,
+        ),
+    )
+
+
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, with_feed: bool = True) -> AsyncIterator[Services]:
+    """Adapters and use cases; the engine is built (when enabled) but not started."""
     store = await connect_store(settings)
     runware = runware_client(settings)
     policy = check_policy(settings)
     webhooks = WebhookIngestor(
         store, runware, policy.url_policy, confirm=settings.webhook_verify == "api"
     )
+    engine = (
+        Engine(
+            store,
+            runware,
+            check_policy=policy,
+            policy=engine_policy(settings),
+            feed=change_feed(settings) if with_feed else None,
+        )
+        if settings.engine
+        else None
+    )
+    checker = ClipChecker(store, runware, policy)
     try:
-        yield Services(settings, store, runware, ClipChecker(store, runware, policy), webhooks)
+        yield Services(settings, store, runware, checker, webhooks, engine)
     finally:
         await runware.aclose()
         await store.close()

@@ -90,6 +90,9 @@ def service_env(database_url: str, simulator: RunwareSimulator) -> dict[str, str
         "RECONCILER_BATCH_SIZE": "20",
         "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "0",
         "RECONCILER_RUNWARE_MAX_RETRIES": "1",
+        # Endpoint tests count Runware requests: no background engine unless a test asks.
+        "RECONCILER_ENGINE": "0",
+        "RECONCILER_RUNWARE_REQUESTS_PER_SECOND": "1000",
     }
 
 

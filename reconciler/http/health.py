@@ -1,4 +1,5 @@
-"""`GET /healthz` (the process is alive) and `GET /readyz` (it can do its work)."""
+"""`GET /healthz` (the process is alive) and `GET /readyz` (it can do its work: the database
+answers and, when the engine runs a change feed, the feed is subscribed)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,17 @@ async def healthz(_: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
+    body: dict[str, str] = {}
+    ready = True
     try:
         await services.store.ping()
+        body["database"] = "ok"
     except StoreUnavailable as error:
-        return JSONResponse({"status": "unavailable", "database": str(error)}, status_code=503)
-    return JSONResponse({"status": "ready", "database": "ok"})
+        body["database"] = str(error)
+        ready = False
+    feed_state = services.engine.feed_state if services.engine is not None else None
+    if feed_state is not None:
+        body["feed"] = feed_state
+        ready = ready and feed_state == "subscribed"
+    body["status"] = "ready" if ready else "unavailable"
+    return JSONResponse(body, status_code=200 if ready else 503)

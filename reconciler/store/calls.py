@@ -22,7 +22,11 @@ class SqlFunction:
 
 READ_PROJECT = SqlFunction(
     "reconciler_read_project",
-    (("p_project_id", "uuid"), ("p_first_check_delay_seconds", "double precision")),
+    (
+        ("p_project_id", "uuid"),
+        ("p_first_check_delay_seconds", "double precision"),
+        ("p_spread_seconds", "double precision"),
+    ),
 )
 APPLY_RESULTS = SqlFunction(
     "reconciler_apply_results", (("p_project_id", "uuid"), ("p_results", "jsonb"))

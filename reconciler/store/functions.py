@@ -55,11 +55,15 @@ class FunctionStore:
         self._caller = caller
 
     async def read_project(
-        self, project_id: UUID, first_check_delay_seconds: float
+        self, project_id: UUID, first_check_delay_seconds: float, spread_seconds: float = 0.0
     ) -> ProjectSnapshot | None:
         answer = await self._caller.call(
             calls.READ_PROJECT,
-            {"p_project_id": project_id, "p_first_check_delay_seconds": first_check_delay_seconds},
+            {
+                "p_project_id": project_id,
+                "p_first_check_delay_seconds": first_check_delay_seconds,
+                "p_spread_seconds": spread_seconds,
+            },
         )
         if not answer["found"]:
             return None

@@ -140,6 +140,11 @@ begin
       from locked l cross join delta d;
 
     if v_found is null then
+        -- The project is gone: nothing of it is left to poll.
+        update reconciler.jobs
+           set settled_at = now(), outcome = 'project deleted',
+               lease_owner = null, lease_expires_at = null
+         where project_id = p_project_id and settled_at is null;
         return jsonb_build_object('found', false, 'changed', '{}'::jsonb, 'clips', null);
     end if;
 
@@ -166,12 +171,16 @@ $$;
 
 
 -- Read a project for reconciling: apply parked results to its pending jobs, start tracking
--- pending jobs not tracked yet (first check after p_first_check_delay_seconds), and return
+-- pending jobs not tracked yet (first check after p_first_check_delay_seconds plus a random
+-- share of p_spread_seconds, so a sweep over many new jobs does not make them due at once),
+-- and return
 -- {"found", "clips", "applied_parked", "pending_jobs": {job: {attempts, age_seconds}}}.
 -- Writes nothing when there is nothing new.
+drop function if exists public.reconciler_read_project(uuid, double precision);
 create or replace function public.reconciler_read_project(
     p_project_id uuid,
-    p_first_check_delay_seconds double precision
+    p_first_check_delay_seconds double precision,
+    p_spread_seconds double precision
 )
 returns jsonb
 language plpgsql
@@ -205,7 +214,8 @@ begin
 
     insert into reconciler.jobs (job_id, project_id, next_check_at)
     select e.key, p_project_id,
-           now() + make_interval(secs => greatest(p_first_check_delay_seconds, 0))
+           now() + make_interval(secs => greatest(p_first_check_delay_seconds, 0)
+                                         + random() * greatest(p_spread_seconds, 0))
       from jsonb_each(v_clips) e
      where e.value = '"pending"'::jsonb
     on conflict (job_id) do nothing;
@@ -427,6 +437,37 @@ as $$
              order by p.id
              limit greatest(p_limit, 0)) s;
 $$;
+
+
+-- The Postgres transport's change feed: NOTIFY reconciler_clips with the project id when a new
+-- pending key appears (not on the reconciler's own pending → result writes). Notify-only: it
+-- changes nothing and costs one check per write of clips.
+create or replace function reconciler.notify_new_pending_clips()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if jsonb_typeof(new.clips) = 'object' and exists (
+        select 1 from jsonb_each(new.clips) n
+         where n.value = '"pending"'::jsonb
+           and (tg_op = 'INSERT' or (old.clips -> n.key) is distinct from '"pending"'::jsonb)
+    ) then
+        perform pg_notify('reconciler_clips', new.id::text);
+    end if;
+    return null;
+end;
+$$;
+
+drop trigger if exists reconciler_notify_insert on public.projects;
+create trigger reconciler_notify_insert
+    after insert on public.projects
+    for each row execute function reconciler.notify_new_pending_clips();
+drop trigger if exists reconciler_notify_update on public.projects;
+create trigger reconciler_notify_update
+    after update of clips on public.projects
+    for each row when (old.clips is distinct from new.clips)
+    execute function reconciler.notify_new_pending_clips();
 
 
 -- Least privilege (I8): only service_role may call in. Supabase's default privileges grant

@@ -1,0 +1,319 @@
+"""The event-driven engine: hints in, one idempotent reconcile out (I5).
+
+- Workers take project ids from a keyed work queue (feeds put them there) and reconcile each:
+  re-read the clips, apply parked webhook results, track every pending job.
+- The poller claims due jobs in batches under expiring leases (SKIP LOCKED, so replicas share
+  the work, I6), asks Runware in batched requests, writes what settled, and schedules the rest
+  with exponential backoff and jitter; it gives up on a job after the give-up age.
+- The sweeper walks every project with pending clips at start-up, after every feed
+  (re)subscription and periodically, so a missed event costs latency, never correctness.
+
+All state lives in PostgreSQL (I4); this process can be killed at any instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from reconciler.checker import CheckPolicy, ClipChecker
+from reconciler.clips import FAILED, CheckError, decide
+from reconciler.ports import (
+    ChangeFeed,
+    CheckRecord,
+    FeedState,
+    RunwareApi,
+    Store,
+    StoreRejected,
+    StoreUnavailable,
+    TrackedJob,
+)
+from reconciler.schedule import PollPolicy
+from reconciler.workqueue import QueueShutDown, WorkQueue
+
+log = logging.getLogger(__name__)
+
+_RETRY_AFTER_STORE_ERROR_SECONDS = 1.0
+
+
+def new_owner_id() -> str:
+    """Unique per process start: a restarted process must not inherit its old leases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class EnginePolicy:
+    workers: int = 4
+    poll_interval_seconds: float = 2.0
+    claim_batch: int = 200
+    lease_seconds: float = 60.0
+    sweep_on_start: bool = True
+    sweep_interval_seconds: float = 300.0  # 0: no periodic sweep
+    sweep_page_size: int = 500
+    # Jobs a sweep finds untracked become due over this window, not all at once.
+    sweep_spread_seconds: float = 60.0
+    poll: PollPolicy = field(default_factory=PollPolicy)
+
+
+@dataclass
+class EngineStats:
+    reconciles: int = 0
+    poll_rounds: int = 0
+    jobs_polled: int = 0
+    results_written: int = 0
+    gave_up: int = 0
+    sweeps: int = 0
+    errors: int = 0
+
+
+class Engine:
+    """Implements `FeedHints`, so a feed hands its hints straight to the engine."""
+
+    def __init__(
+        self,
+        store: Store,
+        runware: RunwareApi,
+        *,
+        check_policy: CheckPolicy,
+        policy: EnginePolicy,
+        feed: ChangeFeed | None = None,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._checker = ClipChecker(store, runware, check_policy)
+        self._check_policy = check_policy
+        self._policy = policy
+        self._feed = feed
+        self.owner = owner or new_owner_id()
+        self._rng = rng or random.Random()
+        self.queue: WorkQueue[UUID] = WorkQueue()
+        self.stats = EngineStats()
+        self._wake_poller = asyncio.Event()
+        self._sweep_requested = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+
+    # --- FeedHints ------------------------------------------------------------------------------
+
+    def project_changed(self, project_id: UUID) -> None:
+        self.queue.add(project_id)
+
+    def resync(self) -> None:
+        self._sweep_requested.set()
+
+    @property
+    def feed_state(self) -> FeedState | None:
+        return self._feed.state if self._feed is not None else None
+
+    # --- Reconciling one project ----------------------------------------------------------------
+
+    async def reconcile(self, project_id: UUID) -> None:
+        """Re-read the project: parked results applied, every pending job tracked."""
+        snapshot = await self._store.read_project(
+            project_id, self._check_policy.first_check_delay_seconds
+        )
+        self.stats.reconciles += 1
+        if snapshot is not None and snapshot.pending_jobs:
+            # Fresh jobs may be due at once (no first-check delay): let the poller look now.
+            self._wake_poller.set()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                project_id = await self.queue.get()
+            except QueueShutDown:
+                return
+            try:
+                await self.reconcile(project_id)
+            except (StoreUnavailable, StoreRejected) as error:
+                self.stats.errors += 1
+                log.warning("reconcile %s failed, will retry: %s", project_id, error)
+                self._retry_later(project_id)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("reconcile %s failed, will retry", project_id)
+                self._retry_later(project_id)
+            finally:
+                self.queue.done(project_id)
+
+    def _retry_later(self, project_id: UUID) -> None:
+        delay = _RETRY_AFTER_STORE_ERROR_SECONDS * (1 + self._rng.random())
+        asyncio.get_running_loop().call_later(delay, self.queue.add, project_id)
+
+    # --- Polling due jobs -----------------------------------------------------------------------
+
+    async def poll_once(self) -> int:
+        """One round: claim due jobs, check them with Runware, write and reschedule.
+
+        Returns how many jobs were claimed (0 when none was due)."""
+        policy = self._policy
+        jobs = await self._store.claim_due_jobs(
+            self.owner, policy.claim_batch, policy.lease_seconds
+        )
+        if not jobs:
+            return 0
+        async with self._renewing_leases():
+            await self._check_claimed(jobs)
+        self.stats.poll_rounds += 1
+        self.stats.jobs_polled += len(jobs)
+        return len(jobs)
+
+    async def _check_claimed(self, jobs: list[TrackedJob]) -> None:
+        statuses = await self._checker.statuses([job.job_id for job in jobs])
+        poll = self._policy.poll
+        writes: dict[UUID, dict[str, str]] = defaultdict(dict)
+        reasons: dict[str, str] = {}
+        reschedule: list[CheckRecord] = []
+        for job in jobs:
+            decision = decide(
+                job.job_id,
+                statuses.get(job.job_id, CheckError("Runware gave no answer for this job")),
+                job_age_seconds=job.age_seconds,
+                unknown_task_grace_seconds=self._check_policy.unknown_task_grace_seconds,
+                url_policy=self._check_policy.url_policy,
+            )
+            if decision.write is not None:
+                writes[job.project_id][job.job_id] = decision.write
+                if decision.error:
+                    reasons[job.job_id] = decision.error
+            elif poll.gives_up(job.age_seconds):
+                writes[job.project_id][job.job_id] = FAILED
+                reasons[job.job_id] = poll.give_up_reason(job.age_seconds, decision.error)
+                self.stats.gave_up += 1
+            else:
+                delay = poll.next_check_in(job.attempts, self._rng)
+                reschedule.append(CheckRecord(job.job_id, delay, decision.error))
+        # Reasons first: they are recorded only on jobs not yet settled.
+        for job_id, reason in reasons.items():
+            await self._store.note_job_error(job_id, reason)
+        for project_id, results in writes.items():
+            outcome = await self._store.apply_results(project_id, results)
+            self.stats.results_written += len(outcome.changed)
+        if reschedule:
+            await self._store.record_checks(self.owner, reschedule)
+
+    @contextlib.asynccontextmanager
+    async def _renewing_leases(self) -> AsyncIterator[None]:
+        """Keep this process's leases alive while a round takes long (slow Runware)."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._policy.lease_seconds / 3)
+                with contextlib.suppress(StoreUnavailable):
+                    await self._store.renew_leases(self.owner, self._policy.lease_seconds)
+
+        renewer = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _poller(self) -> None:
+        while True:
+            try:
+                claimed = await self.poll_once()
+            except (StoreUnavailable, StoreRejected) as error:
+                self.stats.errors += 1
+                log.warning("poll round failed: %s", error)
+                claimed = 0
+            except Exception:
+                self.stats.errors += 1
+                log.exception("poll round failed")
+                claimed = 0
+            if claimed >= self._policy.claim_batch:
+                continue  # more may be due right now
+            interval = self._policy.poll_interval_seconds * (0.75 + self._rng.random() / 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_poller.wait(), interval)
+            self._wake_poller.clear()
+
+    # --- Sweeping -------------------------------------------------------------------------------
+
+    async def sweep_once(self, on_page: Callable[[int], None] | None = None) -> int:
+        """Reconcile every project with pending clips, page by page; returns how many."""
+        policy = self._policy
+        after: UUID | None = None
+        count = 0
+        while True:
+            page = await self._store.projects_with_pending(after, policy.sweep_page_size)
+            if not page:
+                break
+            for project_id in page:
+                await self._store.read_project(
+                    project_id,
+                    self._check_policy.first_check_delay_seconds,
+                    policy.sweep_spread_seconds,
+                )
+            count += len(page)
+            after = page[-1]
+            if on_page is not None:
+                on_page(len(page))
+        self.stats.sweeps += 1
+        self._wake_poller.set()
+        return count
+
+    async def _sweeper(self) -> None:
+        if self._policy.sweep_on_start:
+            self._sweep_requested.set()
+        interval = self._policy.sweep_interval_seconds
+        while True:
+            timeout = interval * (0.9 + self._rng.random() / 5) if interval > 0 else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sweep_requested.wait(), timeout)
+            self._sweep_requested.clear()
+            try:
+                swept = await self.sweep_once()
+                log.info("sweep: %d projects with pending clips", swept)
+            except (StoreUnavailable, StoreRejected) as error:
+                self.stats.errors += 1
+                log.warning("sweep failed, retrying: %s", error)
+                await asyncio.sleep(_RETRY_AFTER_STORE_ERROR_SECONDS)
+                self._sweep_requested.set()
+            except Exception:
+                self.stats.errors += 1
+                log.exception("sweep failed")
+
+    # --- Lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"reconcile-worker-{i}")
+            for i in range(self._policy.workers)
+        ]
+        self._tasks = [
+            asyncio.create_task(self._poller(), name="poller"),
+            asyncio.create_task(self._sweeper(), name="sweeper"),
+        ]
+        if self._feed is not None:
+            self._tasks.append(asyncio.create_task(self._feed.run(self), name="change-feed"))
+
+    async def stop(self, deadline_seconds: float = 10.0) -> None:
+        """Stop taking work, let workers finish within the deadline, release leases."""
+        self.queue.shut_down()
+        for task in self._tasks:
+            task.cancel()
+        pending = [*self._tasks, *self._workers]
+        if pending:
+            _, still_running = await asyncio.wait(pending, timeout=deadline_seconds)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks, self._workers = [], []
+        try:
+            released = await asyncio.wait_for(self._store.release_leases(self.owner), 5.0)
+            log.info("engine stopped; released %d leases", released)
+        except (StoreUnavailable, TimeoutError) as error:
+            # They expire by themselves; another replica takes the jobs over then.
+            log.warning("could not release leases: %s", error)

@@ -1,0 +1,30 @@
+"""When to poll a pending job next, and when to give up on it. Pure functions."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    backoff_base_seconds: float = 5.0
+    backoff_cap_seconds: float = 300.0
+    give_up_after_seconds: float = 3600.0
+
+    def next_check_in(self, attempts: int, rng: random.Random) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random, capped.
+
+        `attempts` counts checks already made, so the first re-check waits about the base.
+        """
+        ceiling = min(
+            self.backoff_cap_seconds, self.backoff_base_seconds * 2.0 ** min(attempts, 30)
+        )
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+    def gives_up(self, age_seconds: float) -> bool:
+        return age_seconds >= self.give_up_after_seconds
+
+    def give_up_reason(self, age_seconds: float, last_error: str | None) -> str:
+        reason = f"gave up after {age_seconds:.0f} s without a result"
+        return f"{reason} (last: {last_error})" if last_error else reason
