@@ -11,7 +11,9 @@ import pytest
 
 from reconciler.app import create_app
 from reconciler.config import load_settings
+from reconciler.engine import Engine
 from reconciler.localpg import LocalPostgres
+from reconciler.services import Services
 from reconciler.serving import serve
 from reconciler.simulator import RunwareSimulator, SimulatorConfig, WebhookRetry
 from reconciler.store.functions import FunctionStore
@@ -152,3 +154,41 @@ async def service(
         env |= {"SUPABASE_URL": rest_url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY}
         async with run_service(env) as url:
             yield RunningService(url, SERVICE_ROLE_KEY, "supabase")
+
+
+ENGINE_ENV = {
+    "RECONCILER_ENGINE": "1",
+    "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "0.1",
+    "RECONCILER_POLL_INTERVAL_SECONDS": "0.1",
+    "RECONCILER_BACKOFF_BASE_SECONDS": "0.1",
+    "RECONCILER_BACKOFF_CAP_SECONDS": "0.5",
+    "RECONCILER_SWEEP_SPREAD_SECONDS": "0",
+    "RECONCILER_LEASE_SECONDS": "5",
+}
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    services: Services
+
+    @property
+    def engine(self) -> Engine:
+        assert self.services.engine is not None
+        return self.services.engine
+
+
+AppFactory = Callable[[dict[str, str]], contextlib.AbstractAsyncContextManager[RunningApp]]
+
+
+@pytest.fixture
+def run_app() -> AppFactory:
+    """Like run_service, but keeps a handle on the services (engine stats, feed state)."""
+
+    @contextlib.asynccontextmanager
+    async def running(env: dict[str, str]) -> AsyncIterator[RunningApp]:
+        app = create_app(load_settings(env))
+        async with serve(app) as url:
+            yield RunningApp(url, app.state.services)
+
+    return running

@@ -22,7 +22,7 @@ json_leaf = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30),
     st.floats(allow_nan=False),
     st.text(max_size=30),
-    st.sampled_from(JOBS + ["success", "error", "processing", bodies.video_url("fz")]),
+    st.sampled_from([*JOBS, "success", "error", "processing", bodies.video_url("fz")]),
 )
 json_values = st.recursive(
     json_leaf,

@@ -1,0 +1,70 @@
+"""Running `reconciler serve` as a real OS process, to kill it, stop it, or run two."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+
+import httpx
+
+from reconciler.localpg import free_port
+from tests.waiting import wait_until
+
+
+@dataclass
+class ServiceProcess:
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> ServiceProcess:
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "RUNWARE_"))
+        }
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "reconciler",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            env=base | self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await wait_until(self._ready, timeout=30)
+        return self
+
+    async def _ready(self) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(f"{self.url}/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, leases stay behind."""
+        assert self.process is not None
+        self.process.kill()
+
+    def terminate(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    async def wait(self, timeout: float) -> int:  # noqa: ASYNC109
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()

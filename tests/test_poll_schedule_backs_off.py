@@ -1,0 +1,50 @@
+"""Backoff with jitter up to a cap, the give-up age, and the token bucket (no real waiting)."""
+
+from __future__ import annotations
+
+import random
+
+from reconciler.ratelimit import TokenBucket
+from reconciler.schedule import PollPolicy
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    policy = PollPolicy(backoff_base_seconds=2, backoff_cap_seconds=60)
+    rng = random.Random(5)
+    for attempts, ceiling in [(0, 2), (1, 4), (2, 8), (3, 16), (5, 60), (40, 60)]:
+        delays = {policy.next_check_in(attempts, rng) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jittered
+
+
+def test_give_up_age_and_reason() -> None:
+    policy = PollPolicy(give_up_after_seconds=100)
+    assert not policy.gives_up(99.9)
+    assert policy.gives_up(100)
+    assert "gave up after 120 s" in policy.give_up_reason(120, "timeoutProvider")
+    assert "timeoutProvider" in policy.give_up_reason(120, "timeoutProvider")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_token_bucket_spaces_requests_at_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=4, burst=2, clock=clock, sleep=clock.sleep)
+
+    for _ in range(10):
+        await bucket.acquire()
+
+    # 2 from the burst, then 8 more at 4 per second: 2 seconds of (fake) waiting.
+    assert abs(clock.now - 2.0) < 1e-9
+    assert all(abs(s - 0.25) < 1e-9 for s in clock.slept)
