@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from uuid import UUID
 
 import asyncpg
 
@@ -27,7 +28,7 @@ async def _pending_count(db: asyncpg.Connection) -> int:
 
 async def _create_jobs(
     simulator: RunwareSimulator, db: asyncpg.Connection, projects: int, per_project: int
-) -> list[object]:
+) -> list[UUID]:
     created = []
     for p in range(projects):
         jobs = [f"rep-{p}-{i}" for i in range(per_project)]
