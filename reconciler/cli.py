@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -78,6 +79,49 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _run_sweep(settings: Settings, console: Console) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from reconciler.engine import Engine
+    from reconciler.services import check_policy, engine_policy, open_services
+
+    async with open_services(settings, with_feed=False) as services:
+        engine = Engine(
+            services.store,
+            services.runware,
+            check_policy=check_policy(settings),
+            policy=engine_policy(settings),
+        )
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            tracking = progress.add_task("Reading projects with pending clips", total=None)
+            projects = await engine.sweep_once(lambda n: progress.advance(tracking, n))
+            progress.update(tracking, total=projects, completed=projects)
+            polling = progress.add_task("Checking due jobs with Runware", total=None)
+            while (claimed := await engine.poll_once()) > 0:
+                progress.advance(polling, claimed)
+            progress.update(polling, total=engine.stats.jobs_polled)
+        await services.store.release_leases(engine.owner)
+    stats = engine.stats
+    console.print(
+        f"Swept {projects} projects; checked {stats.jobs_polled} jobs with Runware; "
+        f"{stats.results_written} clips settled."
+    )
+
+
+def _sweep(_: argparse.Namespace) -> int:
+    settings = dataclasses.replace(
+        _settings(serving=False), first_check_delay_seconds=0.0, sweep_spread_seconds=0.0
+    )
+    asyncio.run(_run_sweep(settings, Console()))
+    return 0
+
+
 def _migrate(_: argparse.Namespace) -> int:
     from reconciler.migrations import apply_migrations
 
@@ -112,6 +156,11 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("project_id", metavar="PROJECT_ID")
     check.add_argument("--json", action="store_true", help="print the endpoint's JSON response")
     check.set_defaults(run=_check)
+
+    sweep = commands.add_parser(
+        "sweep", help="one pass over every project with pending clips, checking due jobs now"
+    )
+    sweep.set_defaults(run=_sweep)
 
     migrate = commands.add_parser("migrate", help="apply the SQL migration through DATABASE_URL")
     migrate.set_defaults(run=_migrate)

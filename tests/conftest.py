@@ -19,7 +19,7 @@ from reconciler.simulator import RunwareSimulator, SimulatorConfig, WebhookRetry
 from reconciler.store.functions import FunctionStore
 from reconciler.store.postgres import connect_postgres_store
 from reconciler.store.supabase import connect_supabase_store
-from tests.databases import TestCluster
+from tests.databases import PgCluster
 from tests.standins.postgrest import SERVICE_ROLE_KEY, PostgrestStandIn
 
 ADMIN_TOKEN = "test-admin-token"
@@ -27,15 +27,15 @@ WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[TestCluster]:
+def pg_cluster() -> Iterator[PgCluster]:
     with LocalPostgres() as server:
-        cluster = TestCluster(server)
+        cluster = PgCluster(server)
         cluster.prepare_template()
         yield cluster
 
 
 @pytest.fixture
-async def database_url(pg_cluster: TestCluster) -> str:
+async def database_url(pg_cluster: PgCluster) -> str:
     return await pg_cluster.create_database()
 
 

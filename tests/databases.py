@@ -20,7 +20,7 @@ _counter = itertools.count()
 
 
 @dataclass
-class TestCluster:
+class PgCluster:
     server: LocalPostgres
 
     def dsn(self, database: str = "postgres") -> str:
