@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"
     )
-    demo.add_argument("--clips", type=int, default=6, help="pending clips to create (default 6)")
+    demo.add_argument("--clips", type=int, default=8, help="pending clips to create (default 8)")
     demo.set_defaults(run=_demo)
     return root
 

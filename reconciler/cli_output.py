@@ -10,10 +10,10 @@ from rich.table import Table
 
 def render_check(response: dict[str, Any], console: Console) -> None:
     table = Table(title=f"Project {response['project_id']}")
-    table.add_column("Job")
-    table.add_column("Status")
+    table.add_column("Job", no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("Status", no_wrap=True)
     table.add_column("Video URL / reason", overflow="fold")
-    table.add_column("Already processed")
+    table.add_column("Already processed", no_wrap=True)
     for detail in response["details"]:
         table.add_row(
             detail["jobId"],

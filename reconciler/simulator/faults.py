@@ -53,6 +53,8 @@ class WebhookFaults:
     # submit request is answered, as when the app has not yet stored the job as pending.
     early: float = 0.0
     shape: WebhookShape = "mixed"
+    # Tasks whose webhooks are always dropped, whatever `drop` draws (deterministic demos).
+    drop_tasks: set[str] = field(default_factory=set)
 
 
 @dataclass

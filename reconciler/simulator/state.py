@@ -157,12 +157,14 @@ class Counters:
     webhook_delayed: int = 0
     webhook_reordered: int = 0
     webhook_early: int = 0
+    # Which tasks lost a webhook item to the `drop` fault (the demo and the soak report them).
+    webhook_dropped_tasks: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
         """Zero in place, so everything holding this object keeps seeing the live counters."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, Counter):
+            if isinstance(value, Counter | set):
                 value.clear()
             else:
                 setattr(self, f.name, 0)

@@ -41,7 +41,7 @@ class WebhookSender:
         if not job.webhook_url:
             return
         for body in job.webhook_bodies(pick_shape(self._config.webhooks.shape, self._rng)):
-            self._spawn(self._deliver_item(job.webhook_url, body))
+            self._spawn(self._deliver_item(job.task_uuid, job.webhook_url, body))
 
     async def deliver_early(self, job: Job) -> None:
         """Deliver before the submit is acknowledged: wait for each item's first attempt.
@@ -54,7 +54,7 @@ class WebhookSender:
         self._counters.webhook_early += 1
         first_attempts: list[asyncio.Event] = []
         for body in job.webhook_bodies(pick_shape(self._config.webhooks.shape, self._rng)):
-            for _ in range(self._copies()):
+            for _ in range(self._copies(job.task_uuid)):
                 attempted = asyncio.Event()
                 first_attempts.append(attempted)
                 self._spawn(self._send(job.webhook_url, body, attempted))
@@ -80,20 +80,21 @@ class WebhookSender:
 
     # --- One item -----------------------------------------------------------------------------
 
-    def _copies(self) -> int:
+    def _copies(self, task_uuid: str) -> int:
         """1, or 0 when the item is dropped, or 2 when it is duplicated."""
         faults = self._config.webhooks
-        if self._rng.random() < faults.drop:
+        if task_uuid in faults.drop_tasks or self._rng.random() < faults.drop:
             self._counters.webhook_dropped += 1
+            self._counters.webhook_dropped_tasks.add(task_uuid)
             return 0
         if self._rng.random() < faults.duplicate:
             self._counters.webhook_duplicated += 1
             return 2
         return 1
 
-    async def _deliver_item(self, url: str, body: Json) -> None:
+    async def _deliver_item(self, task_uuid: str, url: str, body: Json) -> None:
         faults = self._config.webhooks
-        copies = self._copies()
+        copies = self._copies(task_uuid)
         if copies == 0:
             return
         if self._rng.random() < faults.delay:
