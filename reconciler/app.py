@@ -7,21 +7,28 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from reconciler.config import Settings
 from reconciler.http.access_log import AccessLog
 from reconciler.http.check import check_clips_status
 from reconciler.http.health import healthz, readyz
+from reconciler.http.metrics import metrics
 from reconciler.http.webhooks import runware_webhook
+from reconciler.observability.metrics import ServiceMetrics
 from reconciler.services import open_services
 
 
 def create_app(settings: Settings) -> Starlette:
+    service_metrics = ServiceMetrics()  # per app: tests run many apps in one process
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings, observer=service_metrics) as services:
             app.state.services = services
+            app.state.metrics = service_metrics
+            service_metrics.watch(services)
             if services.engine is None:
                 yield
                 return
@@ -38,7 +45,18 @@ def create_app(settings: Settings) -> Starlette:
             Route("/webhooks/runware", runware_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
-        middleware=[Middleware(AccessLog)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["POST", "OPTIONS"],
+                # What supabase-js's functions.invoke sends from a browser.
+                allow_headers=["authorization", "x-client-info", "apikey", "content-type"],
+                max_age=86400,
+            ),
+        ],
         lifespan=lifespan,
     )

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -17,16 +16,14 @@ from rich.console import Console
 
 from reconciler.cli_output import render_check
 from reconciler.config import ConfigError, Settings, load_settings
+from reconciler.observability.logs import configure_logging
 
 EXIT_CONFIG = 2
 
 
 def _settings(*, serving: bool) -> Settings:
     settings = load_settings(os.environ, serving=serving)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
@@ -43,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         proxy_headers=True,
         access_log=False,  # it would log the webhook token; see http/access_log.py
+        log_config=None,  # uvicorn's loggers go through configure_logging's handler
     )
     return 0
 

@@ -13,6 +13,7 @@ from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS
 Transport = Literal["postgres", "supabase"]
 WebhookVerify = Literal["off", "api"]
 FeedKind = Literal["notify", "realtime", "off"]
+LogFormat = Literal["console", "json"]
 T = TypeVar("T")
 
 DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
@@ -44,6 +45,7 @@ class Settings:
     allowed_url_hosts: frozenset[str]
     db_pool_size: int
     log_level: str
+    log_format: LogFormat = "console"
     webhook_secrets: tuple[str, ...] = ()
     insecure_webhooks: bool = False
     webhook_verify: WebhookVerify = "off"
@@ -62,6 +64,18 @@ class Settings:
     sweep_spread_seconds: float = 60.0
     runware_requests_per_second: float = 5.0
     shutdown_seconds: float = 10.0
+    supabase_jwt_secret: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    check_rate_per_minute: float = 60.0
+    check_rate_burst: int = 10
+
+    @property
+    def jwt_issuer(self) -> str | None:
+        return f"{self.supabase_url}/auth/v1" if self.supabase_url else None
+
+    @property
+    def jwks_url(self) -> str | None:
+        return f"{self.supabase_url}/auth/v1/.well-known/jwks.json" if self.supabase_url else None
 
     @property
     def caller_tokens(self) -> tuple[str, ...]:
@@ -203,6 +217,12 @@ def load_settings(
         raise ConfigError(
             "RECONCILER_LOG_LEVEL", f"expected debug, info, warning or error, got {log_level!r}"
         )
+    log_format_raw = (read.text("RECONCILER_LOG_FORMAT") or "console").lower()
+    if log_format_raw not in ("console", "json"):
+        raise ConfigError(
+            "RECONCILER_LOG_FORMAT", f"expected console or json, got {log_format_raw!r}"
+        )
+    log_format: LogFormat = "json" if log_format_raw == "json" else "console"
 
     webhook_secrets, insecure_webhooks = _webhook_secrets(read, serving)
     verify = (read.text("RECONCILER_WEBHOOK_VERIFY") or "off").lower()
@@ -226,7 +246,21 @@ def load_settings(
             "RECONCILER_FEED", "realtime needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"
         )
 
+    origins_raw = read.text("RECONCILER_CORS_ORIGINS")
+    origins = (
+        tuple(o.strip().rstrip("/") for o in origins_raw.split(",") if o.strip())
+        if origins_raw
+        else ()
+    )
+    for origin in origins:
+        if origin != "*":
+            _url("RECONCILER_CORS_ORIGINS", origin, ("http", "https"))
+
     return Settings(
+        supabase_jwt_secret=read.text("SUPABASE_JWT_SECRET"),
+        cors_origins=origins,
+        check_rate_per_minute=read.seconds("RECONCILER_CHECK_RATE_PER_MINUTE", 60.0, 0.01),
+        check_rate_burst=read.integer("RECONCILER_CHECK_RATE_BURST", 10),
         engine=_flag(read, "RECONCILER_ENGINE", default=True),
         feed=feed,
         workers=read.integer("RECONCILER_WORKERS", 4),
@@ -264,4 +298,5 @@ def load_settings(
         allowed_url_hosts=hosts,
         db_pool_size=read.integer("RECONCILER_DB_POOL_SIZE", 10),
         log_level=log_level,
+        log_format=log_format,
     )

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +28,8 @@ from uuid import UUID
 
 from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.clips import FAILED, CheckError, decide
+from reconciler.observability.context import log_context
+from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import (
     ChangeFeed,
     CheckRecord,
@@ -88,6 +91,7 @@ class Engine:
         feed: ChangeFeed | None = None,
         owner: str | None = None,
         rng: random.Random | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._store = store
         self._checker = ClipChecker(store, runware, check_policy)
@@ -96,8 +100,12 @@ class Engine:
         self._feed = feed
         self.owner = owner or new_owner_id()
         self._rng = rng or random.Random()
+        self._observer = observer or NullObserver()
         self.queue: WorkQueue[UUID] = WorkQueue()
         self.stats = EngineStats()
+        # Jobs claimed by this process in the current poll round and not yet finished (a gauge
+        # for metrics; the leases themselves live in the database).
+        self.leases_held = 0
         self._wake_poller = asyncio.Event()
         self._sweep_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -115,13 +123,21 @@ class Engine:
     def feed_state(self) -> FeedState | None:
         return self._feed.state if self._feed is not None else None
 
+    @property
+    def feed(self) -> ChangeFeed | None:
+        return self._feed
+
     # --- Reconciling one project ----------------------------------------------------------------
 
     async def reconcile(self, project_id: UUID) -> None:
         """Re-read the project: parked results applied, every pending job tracked."""
-        snapshot = await self._store.read_project(
-            project_id, self._check_policy.first_check_delay_seconds
-        )
+        started = time.perf_counter()
+        try:
+            snapshot = await self._store.read_project(
+                project_id, self._check_policy.first_check_delay_seconds
+            )
+        finally:
+            self._observer.reconcile_finished(time.perf_counter() - started)
         self.stats.reconciles += 1
         if snapshot is not None and snapshot.pending_jobs:
             # Fresh jobs may be due at once (no first-check delay): let the poller look now.
@@ -133,18 +149,19 @@ class Engine:
                 project_id = await self.queue.get()
             except QueueShutDown:
                 return
-            try:
-                await self.reconcile(project_id)
-            except (StoreUnavailable, StoreRejected) as error:
-                self.stats.errors += 1
-                log.warning("reconcile %s failed, will retry: %s", project_id, error)
-                self._retry_later(project_id)
-            except Exception:
-                self.stats.errors += 1
-                log.exception("reconcile %s failed, will retry", project_id)
-                self._retry_later(project_id)
-            finally:
-                self.queue.done(project_id)
+            with log_context(project_id=project_id):
+                try:
+                    await self.reconcile(project_id)
+                except (StoreUnavailable, StoreRejected) as error:
+                    self.stats.errors += 1
+                    log.warning("reconcile %s failed, will retry: %s", project_id, error)
+                    self._retry_later(project_id)
+                except Exception:
+                    self.stats.errors += 1
+                    log.exception("reconcile %s failed, will retry", project_id)
+                    self._retry_later(project_id)
+                finally:
+                    self.queue.done(project_id)
 
     def _retry_later(self, project_id: UUID) -> None:
         delay = _RETRY_AFTER_STORE_ERROR_SECONDS * (1 + self._rng.random())
@@ -157,13 +174,19 @@ class Engine:
 
         Returns how many jobs were claimed (0 when none was due)."""
         policy = self._policy
+        started = time.perf_counter()
         jobs = await self._store.claim_due_jobs(
             self.owner, policy.claim_batch, policy.lease_seconds
         )
         if not jobs:
-            return 0
-        async with self._renewing_leases():
-            await self._check_claimed(jobs)
+            return 0  # not a round: timing idle checks would drown the rounds that did work
+        self.leases_held += len(jobs)
+        try:
+            async with self._renewing_leases():
+                await self._check_claimed(jobs)
+        finally:
+            self.leases_held -= len(jobs)
+            self._observer.poll_round_finished(time.perf_counter() - started)
         self.stats.poll_rounds += 1
         self.stats.jobs_polled += len(jobs)
         return len(jobs)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
+from reconciler.auth import UserCaller
 from reconciler.clips import TaskStatus
 
 
@@ -71,6 +72,14 @@ class CheckRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingStats:
+    """Tracked jobs not yet settled, and how long the oldest has waited (0 when none)."""
+
+    pending: int
+    oldest_age_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class JobState:
     job_id: str
     project_id: UUID
@@ -100,6 +109,10 @@ class Store(Protocol):
 
     async def find_project(self, job_id: str) -> UUID | None: ...
 
+    async def project_visible_to(self, project_id: UUID, user: UserCaller) -> bool:
+        """Whether the app's row-level security lets this user see the project."""
+        ...
+
     async def ingest_result(self, job_id: str, result: str, reason: str | None) -> IngestOutcome:
         """Apply a webhook result to the project holding the job, or park it (I3)."""
         ...
@@ -121,6 +134,10 @@ class Store(Protocol):
     async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]: ...
 
     async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]: ...
+
+    async def pending_stats(self) -> PendingStats:
+        """For metrics: how much tracked work is outstanding."""
+        ...
 
     async def ping(self) -> None: ...
 

@@ -125,7 +125,8 @@ class RunwareClient:
         timeout_seconds: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        on_request: Callable[[int], None] | None = None,
+        # Told each request's HTTP status, or None when no answer came (network error).
+        on_request: Callable[[int | None], None] | None = None,
         rng: random.Random | None = None,
         rate_limit: TokenBucket | None = None,
     ) -> None:
@@ -261,6 +262,8 @@ class RunwareClient:
                     response = await self._http.post(self._api_url, json=tasks)
             except httpx.TransportError as exc:  # connect/read errors and timeouts
                 problem = f"network error ({type(exc).__name__})"
+                if self._on_request is not None:
+                    self._on_request(None)
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 return _GaveUp(f"Runware request failed ({type(exc).__name__})")
             else:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import httpx
+
+from reconciler.auth import CallerVerifier, JwksCache
 from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.clips import UrlPolicy
 from reconciler.config import Settings
 from reconciler.engine import Engine, EnginePolicy
+from reconciler.http.rate_limit import KeyedRateLimiter
+from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import ChangeFeed, RunwareApi, Store
 from reconciler.ratelimit import TokenBucket
 from reconciler.runware import RunwareClient
@@ -27,6 +32,9 @@ class Services:
     checker: ClipChecker
     webhooks: WebhookIngestor
     engine: Engine | None
+    callers: CallerVerifier
+    check_rate_limit: KeyedRateLimiter
+    observer: Observer = field(default_factory=NullObserver)
 
 
 async def connect_store(settings: Settings) -> Store:
@@ -38,7 +46,7 @@ async def connect_store(settings: Settings) -> Store:
     return await connect_supabase_store(settings.supabase_url, settings.supabase_service_role_key)
 
 
-def runware_client(settings: Settings) -> RunwareClient:
+def runware_client(settings: Settings, observer: Observer | None = None) -> RunwareClient:
     return RunwareClient(
         api_url=settings.runware_api_url,
         api_key=settings.runware_api_key,
@@ -47,6 +55,7 @@ def runware_client(settings: Settings) -> RunwareClient:
         max_retries=settings.runware_max_retries,
         timeout_seconds=settings.runware_timeout_seconds,
         rate_limit=TokenBucket(settings.runware_requests_per_second),
+        on_request=observer.runware_request if observer is not None else None,
     )
 
 
@@ -91,10 +100,15 @@ def engine_policy(settings: Settings) -> EnginePolicy:
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings, *, with_feed: bool = True) -> AsyncIterator[Services]:
-    """Adapters and use cases; the engine is built (when enabled) but not started."""
+async def open_services(
+    settings: Settings, *, with_feed: bool = True, observer: Observer | None = None
+) -> AsyncIterator[Services]:
+    """Adapters and use cases; the engine is built (when enabled) but not started.
+
+    `observer` hears what the services do (for metrics); nothing is reported without one."""
+    observer = observer or NullObserver()
     store = await connect_store(settings)
-    runware = runware_client(settings)
+    runware = runware_client(settings, observer)
     policy = check_policy(settings)
     webhooks = WebhookIngestor(
         store, runware, policy.url_policy, confirm=settings.webhook_verify == "api"
@@ -106,13 +120,25 @@ async def open_services(settings: Settings, *, with_feed: bool = True) -> AsyncI
             check_policy=policy,
             policy=engine_policy(settings),
             feed=change_feed(settings) if with_feed else None,
+            observer=observer,
         )
         if settings.engine
         else None
     )
     checker = ClipChecker(store, runware, policy)
+    auth_http = httpx.AsyncClient(timeout=10)
+    callers = CallerVerifier(
+        trusted_tokens=settings.caller_tokens,
+        issuer=settings.jwt_issuer,
+        jwt_secret=settings.supabase_jwt_secret,
+        jwks=JwksCache(settings.jwks_url, auth_http) if settings.jwks_url else None,
+    )
+    rate_limit = KeyedRateLimiter(settings.check_rate_per_minute, settings.check_rate_burst)
     try:
-        yield Services(settings, store, runware, checker, webhooks, engine)
+        yield Services(
+            settings, store, runware, checker, webhooks, engine, callers, rate_limit, observer
+        )
     finally:
+        await auth_http.aclose()
         await runware.aclose()
         await store.close()

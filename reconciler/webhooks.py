@@ -21,6 +21,7 @@ from reconciler.clips import (
     UnknownTask,
     UrlPolicy,
 )
+from reconciler.observability.context import log_context
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class WebhookIngestor:
         statuses = await self._confirmed(claimed) if self._confirm else dict(claimed)
         report = WebhookReport()
         for job_id, status in statuses.items():
-            await self._ingest_one(job_id, status, report)
+            with log_context(job_id=job_id):
+                await self._ingest_one(job_id, status, report)
         return report
 
     async def _confirmed(self, claimed: Mapping[str, TaskStatus]) -> dict[str, TaskStatus]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -37,6 +38,11 @@ class PgCluster:
             await admin.close()
         await apply_baseline(self.dsn(TEMPLATE))
         await apply_migrations(self.dsn(TEMPLATE))
+        conn = await asyncpg.connect(self.dsn(TEMPLATE))
+        try:
+            await conn.execute((Path(__file__).parent / "sql" / "app_rls.sql").read_text())
+        finally:
+            await conn.close()
 
     async def create_database(self) -> str:
         name = f"test_{next(_counter)}"

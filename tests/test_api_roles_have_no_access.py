@@ -21,7 +21,12 @@ FUNCTIONS = [
     "reconciler_release_leases",
     "reconciler_job_states",
     "reconciler_projects_with_pending",
+    "reconciler_caller_can_see_project",
+    "reconciler_pending_stats",
 ]
+# The one function a signed-in user may call: SECURITY INVOKER, so it can only report what the
+# app's row-level security already shows that user.
+USER_CALLABLE = ["reconciler_caller_can_see_project(uuid)"]
 
 
 async def test_every_reconciler_function_is_listed(db: asyncpg.Connection) -> None:
@@ -34,16 +39,30 @@ async def test_every_reconciler_function_is_listed(db: asyncpg.Connection) -> No
 
 @pytest.mark.parametrize("role", ["anon", "authenticated", "public"])
 async def test_api_roles_cannot_execute(db: asyncpg.Connection, role: str) -> None:
+    if role == "public":
+        # A role with no grants of its own holds exactly what PUBLIC holds.
+        await db.execute(
+            "do $$ begin if not exists (select from pg_roles where rolname = 'only_public')"
+            " then create role only_public nologin; end if; end $$"
+        )
     rows = await db.fetch(
         "select p.oid::regprocedure::text as fn,"
         " has_function_privilege($1, p.oid, 'execute') as allowed"
         " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
         " where (n.nspname = 'public' and p.proname like 'reconciler%')"
         "    or n.nspname = 'reconciler'",
-        role if role != "public" else "anon",
+        role if role != "public" else "only_public",
     )
     assert rows
-    assert [r["fn"] for r in rows if r["allowed"]] == []
+    allowed = [r["fn"] for r in rows if r["allowed"]]
+    assert allowed == (USER_CALLABLE if role == "authenticated" else [])
+
+
+async def test_the_user_callable_function_runs_as_the_caller(db: asyncpg.Connection) -> None:
+    definer = await db.fetchval(
+        "select prosecdef from pg_proc where proname = 'reconciler_caller_can_see_project'"
+    )
+    assert definer is False
 
 
 async def test_service_role_can_execute(db: asyncpg.Connection) -> None:

@@ -147,7 +147,7 @@ async def test_retry_after_beyond_the_limit_gives_up_at_once() -> None:
 
 async def test_against_the_simulator_refusing_everything() -> None:
     config = SimulatorConfig(api_key=API_KEY, api=ApiFaults(error_rate=1.0, retry_after_seconds=2))
-    seen: list[int] = []
+    seen: list[int | None] = []
     sleep = RecordedSleep()
     async with RunwareSimulator(config) as sim:
         job = sim.add_job(TASK, duration=0)

@@ -42,6 +42,8 @@ class NotifyFeed:
         self._sleep = sleep
         self._state: FeedState = "starting"
         self.connects = 0
+        # Connections lost and replaced; the same name as the realtime feed's, for metrics.
+        self.rebuilds = 0
         self.events_received = 0
 
     @property
@@ -59,6 +61,7 @@ class NotifyFeed:
                 if self._state == "subscribed":
                     backoff = self._backoff_base  # it was healthy: start backing off afresh
                 self._state = "reconnecting"
+                self.rebuilds += 1
                 await self._sleep(backoff * (0.5 + random.random() / 2))
                 backoff = min(self._backoff_cap, backoff * 2)
         finally:

@@ -2,6 +2,9 @@
 
 uvicorn's own access log prints the full request line, so `serve` turns it off and this
 middleware logs method, path, status and duration instead.
+
+It also gives every request an id (the caller's `X-Request-ID` when it is a sane short token),
+carried by every log line the request causes and echoed in the response's `X-Request-ID`.
 """
 
 from __future__ import annotations
@@ -9,7 +12,10 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reconciler.observability.context import log_context, request_id_from
 
 log = logging.getLogger("reconciler.access")
 
@@ -24,20 +30,23 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        request_id = request_id_from(Headers(scope=scope).get("x-request-id"))
 
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                MutableHeaders(scope=message).append("x-request-id", request_id)
             await send(message)
 
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+        with log_context(request_id=request_id):
+            try:
+                await self.app(scope, receive, record_status)
+            finally:
+                log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )

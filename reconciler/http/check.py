@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from reconciler.auth import Unauthenticated, UserCaller
 from reconciler.checker import ProjectNotFound
 from reconciler.clips import error_response
-from reconciler.http.requests import BodyTooLarge, bearer_token, matches_any, read_capped_body
+from reconciler.http.requests import BodyTooLarge, bearer_token, read_capped_body
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.services import Services
 
@@ -51,12 +53,23 @@ async def _read_check_request(request: Request) -> CheckRequest | JSONResponse:
 
 async def check_clips_status(request: Request) -> Response:
     services: Services = request.app.state.services
-    if not matches_any(bearer_token(request), services.settings.caller_tokens):
+    try:
+        caller = await services.callers.verify(bearer_token(request))
+    except Unauthenticated as error:
+        log.info("check refused: %s", error)
         return failure(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
+    wait = services.check_rate_limit.try_acquire(caller.key)
+    if wait is not None:
+        return failure(429, "Too many checks, slow down", {"Retry-After": str(math.ceil(wait))})
     parsed = await _read_check_request(request)
     if isinstance(parsed, JSONResponse):
         return parsed
     try:
+        if isinstance(caller, UserCaller) and not await services.store.project_visible_to(
+            parsed.project_id, caller
+        ):
+            # The same answer as for a project that does not exist: existence must not leak.
+            return failure(404, "Project not found")
         body = await services.checker.check(parsed.project_id)
     except ProjectNotFound:
         return failure(404, "Project not found")

@@ -1,9 +1,6 @@
-"""Small helpers shared by the routes: capped body reading, token checks, error bodies."""
+"""Small helpers shared by the routes: capped body reading, bearer tokens."""
 
 from __future__ import annotations
-
-import hmac
-from collections.abc import Iterable
 
 from starlette.requests import Request
 
@@ -25,15 +22,6 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def matches_any(presented: str | None, secrets: Iterable[str]) -> bool:
-    """Constant-time comparison against every secret (no early exit on the first match)."""
-    if not presented:
-        return False
-    candidate = presented.encode()
-    results = [hmac.compare_digest(candidate, secret.encode()) for secret in secrets]
-    return any(results)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -31,6 +31,9 @@ READ_PROJECT = SqlFunction(
 APPLY_RESULTS = SqlFunction(
     "reconciler_apply_results", (("p_project_id", "uuid"), ("p_results", "jsonb"))
 )
+CALLER_CAN_SEE_PROJECT = SqlFunction(
+    "reconciler_caller_can_see_project", (("p_project_id", "uuid"),)
+)
 FIND_PROJECT = SqlFunction("reconciler_find_project", (("p_job_id", "text"),))
 INGEST_RESULT = SqlFunction(
     "reconciler_ingest_result",
@@ -54,3 +57,4 @@ JOB_STATES = SqlFunction("reconciler_job_states", (("p_job_ids", "text[]"),))
 PROJECTS_WITH_PENDING = SqlFunction(
     "reconciler_projects_with_pending", (("p_after", "uuid"), ("p_limit", "integer"))
 )
+PENDING_STATS = SqlFunction("reconciler_pending_stats", ())

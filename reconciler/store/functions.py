@@ -10,11 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
+from reconciler.auth import UserCaller
 from reconciler.ports import (
     ApplyOutcome,
     CheckRecord,
     IngestOutcome,
     JobState,
+    PendingStats,
     ProjectSnapshot,
     TrackedJob,
 )
@@ -26,6 +28,12 @@ class FunctionCaller(Protocol):
     """Runs one SQL function. Raises StoreUnavailable / StoreRejected on failure."""
 
     async def call(self, function: SqlFunction, arguments: Mapping[str, Any]) -> Any: ...
+
+    async def call_as_user(
+        self, function: SqlFunction, arguments: Mapping[str, Any], user: UserCaller
+    ) -> Any:
+        """Run the function as the signed-in user, so the app's row-level security applies."""
+        ...
 
     async def ping(self) -> None: ...
 
@@ -85,6 +93,13 @@ class FunctionStore:
             found=bool(answer["found"]),
             changed=dict(answer["changed"]),
             clips=_clips(answer["clips"]),
+        )
+
+    async def project_visible_to(self, project_id: UUID, user: UserCaller) -> bool:
+        return bool(
+            await self._caller.call_as_user(
+                calls.CALLER_CAN_SEE_PROJECT, {"p_project_id": project_id}, user
+            )
         )
 
     async def find_project(self, job_id: str) -> UUID | None:
@@ -159,6 +174,12 @@ class FunctionStore:
             calls.PROJECTS_WITH_PENDING, {"p_after": after, "p_limit": limit}
         )
         return [_uuid(value) for value in answer]
+
+    async def pending_stats(self) -> PendingStats:
+        answer = await self._caller.call(calls.PENDING_STATS, {})
+        return PendingStats(
+            pending=int(answer["pending"]), oldest_age_seconds=float(answer["oldest_age_seconds"])
+        )
 
     async def ping(self) -> None:
         await self._caller.ping()

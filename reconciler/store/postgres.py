@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from reconciler.auth import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.store.calls import SqlFunction
 from reconciler.store.functions import FunctionStore
@@ -67,6 +68,22 @@ class PostgresCaller:
         values = [arguments[name] for name in function.argument_names]
         try:
             async with self._pool.acquire() as conn:
+                return await conn.fetchval(statement, *values)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+            raise translate_error(error) from error
+
+    async def call_as_user(
+        self, function: SqlFunction, arguments: Mapping[str, Any], user: UserCaller
+    ) -> Any:
+        statement = _statement(function)
+        values = [arguments[name] for name in function.argument_names]
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # What PostgREST does for a request carrying the user's JWT.
+                await conn.execute("set local role authenticated")
+                await conn.execute(
+                    "select set_config('request.jwt.claims', $1, true)", json.dumps(user.claims)
+                )
                 return await conn.fetchval(statement, *values)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             raise translate_error(error) from error

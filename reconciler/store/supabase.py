@@ -10,8 +10,9 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from postgrest import APIError
+from postgrest import APIError, AsyncPostgrestClient
 
+from reconciler.auth import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.store.calls import FIND_PROJECT, SqlFunction
 from reconciler.store.functions import FunctionStore
@@ -35,9 +36,11 @@ def translate_error(error: Exception) -> Exception:
 
 
 class SupabaseRpcCaller:
-    def __init__(self, client: AsyncClient, http: httpx.AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, http: httpx.AsyncClient, url: str, key: str) -> None:
         self._client = client
         self._http = http
+        self._rest_url = f"{url.rstrip('/')}/rest/v1"
+        self._api_key = key
 
     @classmethod
     async def connect(
@@ -47,7 +50,8 @@ class SupabaseRpcCaller:
         # shared by every RPC for keep-alive.
         http = httpx.AsyncClient(timeout=timeout_seconds, limits=httpx.Limits(max_connections=32))
         options = AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
-        return cls(await acreate_client(url, service_role_key, options=options), http)
+        client = await acreate_client(url, service_role_key, options=options)
+        return cls(client, http, url, service_role_key)
 
     @property
     def client(self) -> AsyncClient:
@@ -57,6 +61,23 @@ class SupabaseRpcCaller:
         params = {name: _jsonable(arguments[name]) for name in function.argument_names}
         try:
             response = await self._client.rpc(function.name, params).execute()
+        except (APIError, httpx.HTTPError) as error:
+            raise translate_error(error) from error
+        return response.data
+
+    async def call_as_user(
+        self, function: SqlFunction, arguments: Mapping[str, Any], user: UserCaller
+    ) -> Any:
+        # Same RPC, but PostgREST takes the role and claims from the user's JWT, so the
+        # app's row-level security applies. A client per call: the token is per request.
+        rest = AsyncPostgrestClient(
+            self._rest_url,
+            headers={"apikey": self._api_key, "Authorization": f"Bearer {user.token}"},
+            http_client=self._http,
+        )
+        params = {name: _jsonable(arguments[name]) for name in function.argument_names}
+        try:
+            response = await rest.rpc(function.name, params).execute()
         except (APIError, httpx.HTTPError) as error:
             raise translate_error(error) from error
         return response.data

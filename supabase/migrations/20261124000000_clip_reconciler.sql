@@ -439,6 +439,21 @@ as $$
 $$;
 
 
+-- Whether the CALLER may see a project: SECURITY INVOKER, so the app's own row-level security
+-- decides. Called as the signed-in user (PostgREST with the user's JWT, or SET LOCAL ROLE
+-- authenticated with request.jwt.claims) before a user's check. The one function that
+-- `authenticated` may execute: it reveals nothing RLS would not show that user anyway.
+create or replace function public.reconciler_caller_can_see_project(p_project_id uuid)
+returns boolean
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+    select exists (select 1 from public.projects p where p.id = p_project_id);
+$$;
+
+
 -- The Postgres transport's change feed: NOTIFY reconciler_clips with the project id when a new
 -- pending key appears (not on the reconciler's own pending → result writes). Notify-only: it
 -- changes nothing and costs one check per write of clips.
@@ -470,6 +485,24 @@ create trigger reconciler_notify_update
     execute function reconciler.notify_new_pending_clips();
 
 
+-- For the metrics endpoint: tracked jobs not yet settled and the age of the oldest (0 when
+-- none). One cheap aggregate; the service caches it between scrapes.
+create or replace function public.reconciler_pending_stats()
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    select jsonb_build_object(
+               'pending', count(*),
+               'oldest_age_seconds',
+               coalesce(extract(epoch from now() - min(j.first_seen_at)), 0))
+      from reconciler.jobs j
+     where j.settled_at is null;
+$$;
+
+
 -- Least privilege (I8): only service_role may call in. Supabase's default privileges grant
 -- EXECUTE on new public functions to anon and authenticated, so revoke explicitly, every time.
 do $$
@@ -488,5 +521,6 @@ begin
             execute format('grant execute on function %s to service_role', f.sig);
         end if;
     end loop;
+    grant execute on function public.reconciler_caller_can_see_project(uuid) to authenticated;
 end;
 $$;

@@ -50,6 +50,9 @@ class PostgrestStandIn:
     jwt_secret: str = JWT_SECRET
     calls: Counter[str] = field(default_factory=Counter)
     available: bool = True
+    # Supabase Auth's published signing keys: served at /auth/v1/.well-known/jwks.json and
+    # used to verify asymmetric user JWTs, as the real gateway does.
+    jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
 
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
@@ -58,7 +61,10 @@ class PostgrestStandIn:
             await self._close()
 
         return Starlette(
-            routes=[Route("/rest/v1/rpc/{function}", self._rpc, methods=["POST"])],
+            routes=[
+                Route("/rest/v1/rpc/{function}", self._rpc, methods=["POST"]),
+                Route("/auth/v1/.well-known/jwks.json", self._jwks, methods=["GET"]),
+            ],
             lifespan=lifespan,
         )
 
@@ -73,6 +79,24 @@ class PostgrestStandIn:
         if self._pool is not None:
             await self._pool.close()
 
+    async def _jwks(self, _: Request) -> Response:
+        return JSONResponse(self.jwks)
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") == "HS256":
+            key: Any = self.jwt_secret
+        else:
+            keys = {k.get("kid"): k for k in self.jwks["keys"]}
+            key = jwt.PyJWK(keys[header.get("kid")]).key if header.get("kid") in keys else ""
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[str(header.get("alg"))],
+            options={"verify_aud": False, "verify_iss": False},
+        )
+        return claims
+
     async def _rpc(self, request: Request) -> Response:
         function = request.path_params["function"]
         if request.headers.get("apikey") not in self.api_keys:
@@ -81,13 +105,8 @@ class PostgrestStandIn:
         if not authorization.startswith("Bearer "):
             return _error(401, "PGRST302", "Anonymous access is disabled")
         try:
-            claims = jwt.decode(
-                authorization.removeprefix("Bearer "),
-                self.jwt_secret,
-                algorithms=["HS256"],
-                options={"verify_aud": False},
-            )
-        except jwt.PyJWTError as error:
+            claims = self._decode(authorization.removeprefix("Bearer "))
+        except (jwt.PyJWTError, ValueError) as error:
             return _error(401, "PGRST301", f"JWT invalid: {error}")
         try:
             arguments = json.loads(await request.body() or b"{}")
@@ -114,12 +133,15 @@ class PostgrestStandIn:
                        p.prorettype = 'void'::regtype as void
                   from pg_proc p
                   join pg_namespace n on n.oid = p.pronamespace
-                  cross join lateral unnest(p.proargnames, p.proargtypes::oid[]) as a(name, type)
+                  left join lateral unnest(p.proargnames, p.proargtypes::oid[]) as a(name, type)
+                    on true
                  where n.nspname = 'public' and p.proname = $1
                 """,
                 function,
             )
-            names = {row["name"] for row in signature}
+            # A function without arguments comes back as one row with a null name.
+            params = [row for row in signature if row["name"] is not None]
+            names = {row["name"] for row in params}
             if not signature or names != set(arguments):
                 return _error(
                     404,
@@ -127,13 +149,13 @@ class PostgrestStandIn:
                     f"Could not find the function public.{function}"
                     f"({', '.join(sorted(arguments))}) in the schema cache",
                 )
-            columns = ", ".join(f'"{row["name"]}" {row["type"]}' for row in signature)
-            named = ", ".join(f'"{row["name"]}" => _."{row["name"]}"' for row in signature)
+            columns = ", ".join(f'"{row["name"]}" {row["type"]}' for row in params)
+            named = ", ".join(f'"{row["name"]}" => _."{row["name"]}"' for row in params)
+            source = f"json_to_record($1::json) as _({columns})"
+            if not params:  # json_to_record needs a column; without arguments $1 goes unused
+                source = "(select $1::json) as _"
             # Identifiers come from pg_proc and are quoted; values travel as one bound parameter.
-            statement = (
-                f'select to_json(public."{function}"({named}))::text '  # noqa: S608
-                f"from json_to_record($1::json) as _({columns})"
-            )
+            statement = f'select to_json(public."{function}"({named}))::text from {source}'  # noqa: S608
             try:
                 async with conn.transaction():
                     await conn.execute(f'set local role "{claims.get("role", "anon")}"')

@@ -1,0 +1,19 @@
+"""`GET /metrics`: Prometheus text format, without authentication.
+
+Like most exporters it trusts the network: serve it on a private network or keep it behind
+the platform's routing, never on the public internet (it reveals traffic and backlog sizes,
+though no secrets and no project data).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reconciler.observability.metrics import ServiceMetrics
+
+
+async def metrics(request: Request) -> Response:
+    service_metrics: ServiceMetrics = request.app.state.metrics
+    return Response(await service_metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,181 @@
+"""Prometheus metrics for one app instance, in a registry of its own.
+
+A registry per instance, not prometheus_client's global one: tests (and benchmarks) run many
+apps in one process, and the global registry refuses a second metric of the same name.
+
+Two kinds of series:
+- events the service reports through `Observer` (webhook outcomes, Runware requests, how long
+  reconciles and poll rounds take) go into counters and histograms here;
+- everything that already exists as a number (`EngineStats`, the queue, leases held, the
+  feed's state and counters, pending jobs in the database) is read when scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import get_args
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from reconciler.engine import Engine
+from reconciler.observability.observer import WebhookOutcome
+from reconciler.observability.pending import PendingStatsCache
+from reconciler.ports import FeedState
+from reconciler.services import Services
+
+PREFIX = "reconciler_"
+
+# Reconciling a project is one or two SQL calls; a poll round includes Runware's answer time.
+_RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_POLL_ROUND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ServiceMetrics:
+    """The `Observer` the app wires in, and the source of `GET /metrics`."""
+
+    def __init__(self, *, pending_cache_seconds: float = 5.0) -> None:
+        self.registry = CollectorRegistry()
+        self._pending_cache_seconds = pending_cache_seconds
+        self._webhooks = Counter(
+            f"{PREFIX}webhooks",
+            "Webhook outcomes: per task for accepted bodies (applied, parked, duplicate, "
+            "ignored, rejected), per request for refused ones.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in get_args(WebhookOutcome):
+            self._webhooks.labels(outcome)  # every outcome present from the start, at 0
+        self._runware_requests = Counter(
+            f"{PREFIX}runware_requests",
+            'HTTP requests to Runware by status code ("error": no answer, e.g. network error).',
+            ["status"],
+            registry=self.registry,
+        )
+        self._reconcile = Histogram(
+            f"{PREFIX}reconcile_duration_seconds",
+            "Time to reconcile one project (re-read, apply parked results, track jobs).",
+            buckets=_RECONCILE_BUCKETS,
+            registry=self.registry,
+        )
+        self._poll_round = Histogram(
+            f"{PREFIX}poll_round_duration_seconds",
+            "Time of a poll round that claimed jobs: claim, ask Runware, write, reschedule.",
+            buckets=_POLL_ROUND_BUCKETS,
+            registry=self.registry,
+        )
+        self._state = _ScrapeTimeCollector()
+        self.registry.register(self._state)
+
+    # --- Observer ---------------------------------------------------------------------------
+
+    def runware_request(self, status_code: int | None) -> None:
+        self._runware_requests.labels("error" if status_code is None else str(status_code)).inc()
+
+    def reconcile_finished(self, seconds: float) -> None:
+        self._reconcile.observe(seconds)
+
+    def poll_round_finished(self, seconds: float) -> None:
+        self._poll_round.observe(seconds)
+
+    def webhook(self, outcome: WebhookOutcome, count: int = 1) -> None:
+        if count:
+            self._webhooks.labels(outcome).inc(count)
+
+    # --- Scraping ---------------------------------------------------------------------------
+
+    def watch(self, services: Services) -> None:
+        """Start reporting the state of these services (called once they are open)."""
+        self._state.services = services
+        self._state.pending = PendingStatsCache(
+            services.store, max_age_seconds=self._pending_cache_seconds
+        )
+
+    async def render(self) -> bytes:
+        """The exposition text; reads the database first (cached), then everything else."""
+        if self._state.pending is not None:
+            await self._state.pending.refresh()
+        return generate_latest(self.registry)
+
+
+class _ScrapeTimeCollector:
+    """Series read from the running services at scrape time (no describe(): names vary with
+    what runs, e.g. no engine series with RECONCILER_ENGINE=0)."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+        self.pending: PendingStatsCache | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.pending is not None:
+            yield from _pending_series(self.pending)
+        engine = self.services.engine if self.services is not None else None
+        if engine is not None:
+            yield from _engine_series(engine)
+            yield from _feed_series(engine)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}{name}", documentation, value=value)
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{PREFIX}{name}", documentation, value=value)
+
+
+def _pending_series(pending: PendingStatsCache) -> Iterator[Metric]:
+    yield _counter(
+        "scrape_errors",
+        "Scrapes that could not read pending jobs from the database (last values kept).",
+        pending.errors,
+    )
+    if pending.last is None:
+        return  # never read yet: no value is better than a made-up 0
+    yield _gauge(
+        "pending_jobs", "Tracked jobs not yet settled, all replicas.", pending.last.pending
+    )
+    yield _gauge(
+        "oldest_pending_job_age_seconds",
+        "Age of the oldest tracked job not yet settled (0 when none).",
+        pending.last.oldest_age_seconds,
+    )
+
+
+def _engine_series(engine: Engine) -> Iterator[Metric]:
+    stats = engine.stats
+    yield _gauge("queue_depth", "Projects waiting in the work queue.", len(engine.queue))
+    yield _gauge(
+        "leases_held", "Jobs this process has claimed and not yet finished.", engine.leases_held
+    )
+    yield _counter("reconciles", "Projects reconciled.", stats.reconciles)
+    yield _counter("jobs_polled", "Jobs checked with Runware by the poller.", stats.jobs_polled)
+    yield _counter(
+        "results_written", "Clips the poller moved away from pending.", stats.results_written
+    )
+    yield _counter("gave_up", "Clips failed after the give-up age.", stats.gave_up)
+    yield _counter("sweeps", "Sweeps over every project with pending clips.", stats.sweeps)
+    yield _counter("engine_errors", "Reconciles, poll rounds and sweeps that failed.", stats.errors)
+
+
+def _feed_series(engine: Engine) -> Iterator[Metric]:
+    feed = engine.feed
+    if feed is None:
+        return
+    states = GaugeMetricFamily(
+        f"{PREFIX}feed_state", "The change feed's state: 1 for the current one.", labels=["state"]
+    )
+    for state in get_args(FeedState):
+        states.add_metric([state], 1.0 if feed.state == state else 0.0)
+    yield states
+    # Counters only some feeds keep: read by name rather than widening the ChangeFeed port.
+    rebuilds = getattr(feed, "rebuilds", None)
+    if isinstance(rebuilds, int):
+        yield _counter(
+            "feed_rebuilds",
+            "Times the change feed threw its connection away and rebuilt it.",
+            rebuilds,
+        )
+    events = getattr(feed, "events_received", None)
+    if isinstance(events, int):
+        yield _counter("feed_events", "Change notifications the feed received.", events)

@@ -1,0 +1,53 @@
+"""Anything raised inside realtime-py's listener task ends it for good while the client still
+reports `is_connected`: no event, no close, no state change arrives any more. The feed notices
+the finished task and rebuilds."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tests.projects import new_project
+from tests.standins.realtime import RecordingHints, fast_feed, running_feed, running_standin
+from tests.waiting import wait_until
+
+
+async def test_a_frame_realtime_py_chokes_on_is_survived(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    hints = RecordingHints()
+    async with (
+        running_standin(database_url) as standin,
+        running_feed(fast_feed(standin.url), hints) as feed,
+    ):
+        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
+
+        # A presence meta without `phx_ref` passes validation, then raises KeyError in
+        # realtime-py's presence bookkeeping, which runs whether or not presence is used.
+        assert await standin.emit_frame("presence_state", {"someone": {"metas": [{}]}}) == 1
+
+        await wait_until(
+            lambda: feed.rebuilds == 1 and feed.state == "subscribed" and hints.resyncs == 2
+        )
+        project = await new_project(db, {"job": "pending"})
+        await wait_until(lambda: hints.changed == [project])
+
+
+async def test_a_drop_under_warnings_as_errors_is_survived(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """realtime-py reads the deprecated `ConnectionClosed.code` when a socket drops; with
+    warnings as errors (this suite's setting) the warning kills the listener instead."""
+    hints = RecordingHints()
+    async with (
+        running_standin(database_url) as standin,
+        running_feed(fast_feed(standin.url), hints) as feed,
+    ):
+        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
+
+        await standin.drop_connections()
+
+        await wait_until(
+            lambda: feed.rebuilds == 1 and feed.state == "subscribed" and hints.resyncs == 2
+        )
+        project = await new_project(db, {"job": "pending"})
+        await wait_until(lambda: hints.changed == [project])
