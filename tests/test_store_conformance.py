@@ -204,3 +204,17 @@ async def test_ping(store: FunctionStore) -> None:
 
 def _ids(values: list[UUID]) -> list[str]:
     return [str(v) for v in values]
+
+
+async def test_sweep_spread_makes_new_jobs_due_over_a_window(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    """A restart over many untracked jobs must not make them all due at the same instant."""
+    jobs = [f"spread-{i}" for i in range(60)]
+    project = await new_project(db, dict.fromkeys(jobs, "pending"))
+
+    await store.read_project(project, 10, 100)
+
+    due_in = sorted(s.next_check_in_seconds for s in (await store.job_states(jobs)).values())
+    assert due_in[0] > 5 and due_in[-1] <= 110
+    assert due_in[-1] - due_in[0] > 50  # spread, not bunched

@@ -1,0 +1,140 @@
+"""Pure domain logic: what a pending clip becomes for each Runware status, and the seed's
+response shape. No I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.clips import (
+    FAILED,
+    CheckError,
+    Decision,
+    Failed,
+    Processing,
+    Succeeded,
+    UnknownTask,
+    UrlPolicy,
+    check_response,
+    decide,
+    status_from_error,
+)
+
+POLICY = UrlPolicy()
+URL = "https://vm.runware.ai/video/os/x/ws/2/vi/v.mp4"
+
+
+def _decide(status: object, age: float = 0.0) -> Decision:
+    return decide(
+        "job",
+        status,  # type: ignore[arg-type]
+        job_age_seconds=age,
+        unknown_task_grace_seconds=600,
+        url_policy=POLICY,
+    )
+
+
+def test_success_writes_the_url() -> None:
+    assert _decide(Succeeded(URL, "v")) == Decision("job", URL)
+
+
+def test_failure_writes_failed_with_the_reason() -> None:
+    decision = _decide(Failed("timeoutProvider", "too slow"))
+    assert decision.write == FAILED
+    assert decision.error == "timeoutProvider: too slow"
+
+
+def test_unknown_task_fails_only_after_the_grace_period() -> None:
+    young = _decide(UnknownTask("taskNotFound", "gone"), age=599)
+    old = _decide(UnknownTask("taskExpired", "gone"), age=600)
+    assert young.write is None
+    assert "grace" in (young.error or "")
+    assert old.write == FAILED
+
+
+def test_processing_and_check_errors_leave_the_clip_pending() -> None:
+    assert _decide(Processing(40)) == Decision("job", None)
+    error = _decide(CheckError("Runware unreachable"))
+    assert (error.write, error.check_failed) == (None, True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://vm.runware.ai/v.mp4",
+        "https://example.com/v.mp4",
+        "https://vm.runware.ai.example.com/v.mp4",
+        "https://user@evil.com/vm.runware.ai/v.mp4",
+        "ftp://vm.runware.ai/v.mp4",
+        "https:///nohost",
+        "https://[::1/v.mp4",
+    ],
+)
+def test_urls_outside_the_allow_list_are_not_written(url: str) -> None:
+    decision = _decide(Succeeded(url))
+    assert decision.write is None
+    assert decision.check_failed
+
+
+def test_allow_list_is_configurable_and_case_insensitive() -> None:
+    policy = UrlPolicy(frozenset({"cdn.example.org"}))
+    assert policy.rejects("https://CDN.example.org/v.mp4") is None
+    assert policy.rejects(URL) is not None
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("taskNotFound", UnknownTask),
+        ("taskExpired", UnknownTask),
+        ("taskFailedOrNotFound", UnknownTask),
+        ("timeoutProvider", Failed),
+        (None, Failed),
+    ],
+)
+def test_error_codes_are_classified(code: str | None, kind: type) -> None:
+    assert isinstance(status_from_error(code, None), kind)
+
+
+def test_seed_response_counts_and_details() -> None:
+    clips = {
+        "done": URL,
+        "old": FAILED,
+        "new": URL,
+        "bad": FAILED,
+        "slow": "pending",
+        "err": "pending",
+    }
+    decisions = [
+        Decision("new", URL),
+        Decision("bad", FAILED, "timeoutProvider: x"),
+        Decision("slow", None),
+        Decision("err", None, "Runware unreachable", check_failed=True),
+    ]
+
+    body = check_response("p", clips, decisions)
+
+    assert (body["total_clips"], body["completed"], body["pending"], body["failed"]) == (6, 2, 2, 2)
+    details = {d["jobId"]: d for d in body["details"]}
+    assert details["done"] == {
+        "jobId": "done",
+        "status": "completed",
+        "videoUrl": URL,
+        "alreadyProcessed": True,
+    }
+    assert details["old"]["alreadyProcessed"] is True
+    assert details["new"] == {
+        "jobId": "new",
+        "status": "completed",
+        "videoUrl": URL,
+        "alreadyProcessed": False,
+    }
+    assert details["bad"]["status"] == "failed"
+    assert details["slow"]["status"] == "pending"
+    assert details["err"] == {
+        "jobId": "err",
+        "status": "error",
+        "videoUrl": None,
+        "alreadyProcessed": False,
+        "error": "Runware unreachable",
+    }
+    assert [d["jobId"] for d in body["details"]] == list(clips)
