@@ -83,7 +83,9 @@ async def test_preflight_then_invoke(
             headers={
                 "Origin": ORIGIN,
                 "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, x-client-info, apikey, content-type",
+                "Access-Control-Request-Headers": (
+                    "authorization, x-client-info, apikey, content-type"
+                ),
             },
         )
     assert preflight.status_code == 200
