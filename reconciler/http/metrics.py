@@ -7,7 +7,7 @@ though no secrets and no project data).
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,4 +16,6 @@ from reconciler.observability.metrics import ServiceMetrics
 
 async def metrics(request: Request) -> Response:
     service_metrics: ServiceMetrics = request.app.state.metrics
-    return Response(await service_metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    # The classic text format (0.0.4), which every Prometheus version scrapes; the metric
+    # names need none of what the newer 1.0.0 variant adds.
+    return Response(await service_metrics.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)

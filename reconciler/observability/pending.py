@@ -11,16 +11,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from reconciler.ports import PendingStats, Store, StoreRejected, StoreUnavailable
+from reconciler.ports import PendingStats, StoreRejected, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class PendingStatsSource(Protocol):
+    """The one `Store` method this needs."""
+
+    async def pending_stats(self) -> PendingStats: ...
 
 
 class PendingStatsCache:
     def __init__(
         self,
-        store: Store,
+        store: PendingStatsSource,
         *,
         max_age_seconds: float = 5.0,
         timeout_seconds: float = 3.0,
