@@ -33,6 +33,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset on release (`RESET ALL; UNLISTEN *; …`, one more round trip per
+    call): these connections never change session state — role switches are SET LOCAL, and
+    LISTEN has a connection of its own. asyncpg still rolls back an open transaction."""
+
+
 def translate_error(error: Exception) -> Exception:
     """Map a driver error to the port's errors (callers only know those)."""
     if isinstance(error, asyncpg.PostgresError):
@@ -53,7 +59,12 @@ class PostgresCaller:
         # min_size=0: no connection at start-up, so the service starts (and reports not-ready)
         # while the database is down, and reconnects by itself when it is back.
         pool = await asyncpg.create_pool(
-            dsn, min_size=0, max_size=max_size, init=_init_connection, command_timeout=30
+            dsn,
+            min_size=0,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_keep_session,
+            command_timeout=30,
         )
         return cls(pool)
 

@@ -48,8 +48,12 @@ create table if not exists reconciler.parked_results (
 revoke all on all tables in schema reconciler from public;
 revoke all on all tables in schema reconciler from anon, authenticated;
 
--- Finds the project holding a job id (the `?` operator uses this index).
-create index if not exists projects_clips_keys_idx on public.projects using gin (clips);
+-- Finds the project holding a job id (the `?` operator uses this index). fastupdate off: with
+-- a pending list every lookup scans it and flushing it stalls writers (seen as 0.2–5 s spikes
+-- in the webhook benchmark).
+create index if not exists projects_clips_keys_idx on public.projects
+    using gin (clips) with (fastupdate = off);
+alter index public.projects_clips_keys_idx set (fastupdate = off);
 
 
 -- Rejects anything but {"<job id>": "<url>" | "failed"}: bad input writes nothing.
@@ -97,9 +101,11 @@ as $$
            lease_owner = null, lease_expires_at = null
      where j.project_id = p_project_id and j.settled_at is null
        and (p_clips -> j.job_id) is distinct from '"pending"'::jsonb;
+    -- = any(array(…)): primary-key lookups, not a scan of every parked result.
     delete from reconciler.parked_results pr
-     where pr.job_id in (select e.key from jsonb_each(p_clips) e
-                          where e.value <> '"pending"'::jsonb);
+     where jsonb_typeof(p_clips) = 'object'
+       and pr.job_id = any (array(select e.key from jsonb_each(p_clips) e
+                                   where e.value <> '"pending"'::jsonb));
 $$;
 
 
@@ -163,10 +169,13 @@ stable
 security definer
 set search_path = ''
 as $$
-    select p.id from public.projects p
-     where p.clips ? p_job_id
-     order by p.id
-     limit 1;
+    -- Materialized, so the planner cannot trade the GIN lookup for a walk along the primary
+    -- key filtering every row (what the generic plan of the plain query did: 3.8 ms per call
+    -- at 20,000 projects instead of 0.09 ms).
+    with hits as materialized (
+        select p.id from public.projects p where p.clips ? p_job_id
+    )
+    select h.id from hits h order by h.id limit 1;
 $$;
 
 

@@ -1,0 +1,41 @@
+"""`python -m bench [--quick] [--only W1,W3] [--output PATH]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.runner import WORKLOADS, run_bench
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run the benchmarks side by side with their baselines; print a table and "
+        "write results.json.",
+    )
+    parser.add_argument("--quick", action="store_true", help="scale every workload down")
+    parser.add_argument(
+        "--only",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated workloads to run (default: {','.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--output", default=None, help="where to write the JSON (default bench/results.json)"
+    )
+    args = parser.parse_args(argv)
+    chosen = [name.strip().upper() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in WORKLOADS]
+    if unknown or not chosen:
+        parser.error(f"--only: unknown workload(s) {', '.join(unknown) or '(none)'}")
+    args.only = chosen
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return run_bench(args.only, quick=args.quick, output=args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
