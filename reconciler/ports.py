@@ -96,11 +96,22 @@ class Store(Protocol):
     """Every database operation the reconciler performs; each is one SQL function call."""
 
     async def read_project(
-        self, project_id: UUID, first_check_delay_seconds: float, spread_seconds: float = 0.0
+        self,
+        project_id: UUID,
+        first_check_delay_seconds: float,
+        spread_seconds: float = 0.0,
+        *,
+        track: bool = True,
     ) -> ProjectSnapshot | None:
-        """Apply parked results, start tracking new pending jobs, return the stored clips.
+        """Apply parked results, start tracking new pending jobs (with `track`), return the
+        stored clips. A newly tracked job is first due after the delay plus a random share of
+        the spread."""
+        ...
 
-        A newly tracked job is first due after the delay plus a random share of the spread."""
+    async def track_jobs(
+        self, project_id: UUID, job_ids: Sequence[str], first_check_delay_seconds: float
+    ) -> None:
+        """Start tracking those of `job_ids` that are still pending in the project."""
         ...
 
     async def apply_results(self, project_id: UUID, results: Mapping[str, str]) -> ApplyOutcome:

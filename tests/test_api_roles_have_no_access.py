@@ -13,6 +13,7 @@ FUNCTIONS = [
     "reconciler_apply_results",
     "reconciler_find_project",
     "reconciler_read_project",
+    "reconciler_track_jobs",
     "reconciler_ingest_result",
     "reconciler_note_job_error",
     "reconciler_claim_due_jobs",

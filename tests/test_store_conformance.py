@@ -91,6 +91,21 @@ async def test_apply_results_rejects_bad_input_and_writes_nothing(
     assert await row_version(db, project) == before
 
 
+async def test_read_without_tracking_then_track_only_what_is_still_pending(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    project = await new_project(db, {"j1": "pending", "j2": "pending", "j3": URL_A})
+
+    snapshot = await store.read_project(project, 0, track=False)
+    untracked = await store.job_states(["j1", "j2"])
+    await store.track_jobs(project, ["j2", "j3", "not-in-project"], 60)
+
+    assert snapshot is not None
+    assert snapshot.pending_jobs == {}
+    assert untracked == {}
+    assert set(await store.job_states(["j1", "j2", "j3", "not-in-project"])) == {"j2"}
+
+
 async def test_find_project(store: FunctionStore, db: asyncpg.Connection) -> None:
     project = await new_project(db, {"job-x": "pending"})
     assert await store.find_project("job-x") == project

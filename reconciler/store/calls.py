@@ -26,6 +26,15 @@ READ_PROJECT = SqlFunction(
         ("p_project_id", "uuid"),
         ("p_first_check_delay_seconds", "double precision"),
         ("p_spread_seconds", "double precision"),
+        ("p_track", "boolean"),
+    ),
+)
+TRACK_JOBS = SqlFunction(
+    "reconciler_track_jobs",
+    (
+        ("p_project_id", "uuid"),
+        ("p_job_ids", "text[]"),
+        ("p_first_check_delay_seconds", "double precision"),
     ),
 )
 APPLY_RESULTS = SqlFunction(

@@ -63,7 +63,12 @@ class FunctionStore:
         self._caller = caller
 
     async def read_project(
-        self, project_id: UUID, first_check_delay_seconds: float, spread_seconds: float = 0.0
+        self,
+        project_id: UUID,
+        first_check_delay_seconds: float,
+        spread_seconds: float = 0.0,
+        *,
+        track: bool = True,
     ) -> ProjectSnapshot | None:
         answer = await self._caller.call(
             calls.READ_PROJECT,
@@ -71,6 +76,7 @@ class FunctionStore:
                 "p_project_id": project_id,
                 "p_first_check_delay_seconds": first_check_delay_seconds,
                 "p_spread_seconds": spread_seconds,
+                "p_track": track,
             },
         )
         if not answer["found"]:
@@ -82,6 +88,18 @@ class FunctionStore:
             pending_jobs={
                 job_id: _tracked(job_id, row, project_id)
                 for job_id, row in answer["pending_jobs"].items()
+            },
+        )
+
+    async def track_jobs(
+        self, project_id: UUID, job_ids: Sequence[str], first_check_delay_seconds: float
+    ) -> None:
+        await self._caller.call(
+            calls.TRACK_JOBS,
+            {
+                "p_project_id": project_id,
+                "p_job_ids": list(job_ids),
+                "p_first_check_delay_seconds": first_check_delay_seconds,
             },
         )
 

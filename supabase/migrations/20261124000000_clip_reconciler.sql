@@ -179,17 +179,43 @@ as $$
 $$;
 
 
+-- Start tracking those of p_job_ids that are pending in p_clips and not tracked yet: first
+-- check after p_first_check_delay_seconds plus a random share of p_spread_seconds, so a sweep
+-- over many new jobs does not make them all due at once.
+create or replace function reconciler.track_pending(
+    p_project_id uuid,
+    p_clips jsonb,
+    p_job_ids text[],
+    p_first_check_delay_seconds double precision,
+    p_spread_seconds double precision
+)
+returns void
+language sql
+set search_path = ''
+as $$
+    insert into reconciler.jobs (job_id, project_id, next_check_at)
+    select e.key, p_project_id,
+           now() + make_interval(secs => greatest(p_first_check_delay_seconds, 0)
+                                         + random() * greatest(p_spread_seconds, 0))
+      from jsonb_each(p_clips) e
+     where e.value = '"pending"'::jsonb
+       and (p_job_ids is null or e.key = any (p_job_ids))
+    on conflict (job_id) do nothing;
+$$;
+
+
 -- Read a project for reconciling: apply parked results to its pending jobs, start tracking
--- pending jobs not tracked yet (first check after p_first_check_delay_seconds plus a random
--- share of p_spread_seconds, so a sweep over many new jobs does not make them due at once),
--- and return
+-- its pending jobs when p_track (the check endpoint tracks only what stays pending after its
+-- own Runware pass, see reconciler_track_jobs), and return
 -- {"found", "clips", "applied_parked", "pending_jobs": {job: {attempts, age_seconds}}}.
 -- Writes nothing when there is nothing new.
 drop function if exists public.reconciler_read_project(uuid, double precision);
+drop function if exists public.reconciler_read_project(uuid, double precision, double precision);
 create or replace function public.reconciler_read_project(
     p_project_id uuid,
     p_first_check_delay_seconds double precision,
-    p_spread_seconds double precision
+    p_spread_seconds double precision,
+    p_track boolean
 )
 returns jsonb
 language plpgsql
@@ -221,13 +247,10 @@ begin
         v_clips := coalesce(v_outcome -> 'clips', v_clips);
     end if;
 
-    insert into reconciler.jobs (job_id, project_id, next_check_at)
-    select e.key, p_project_id,
-           now() + make_interval(secs => greatest(p_first_check_delay_seconds, 0)
-                                         + random() * greatest(p_spread_seconds, 0))
-      from jsonb_each(v_clips) e
-     where e.value = '"pending"'::jsonb
-    on conflict (job_id) do nothing;
+    if p_track then
+        perform reconciler.track_pending(
+            p_project_id, v_clips, null, p_first_check_delay_seconds, p_spread_seconds);
+    end if;
 
     select coalesce(jsonb_object_agg(j.job_id, jsonb_build_object(
                'attempts', j.attempts,
@@ -239,6 +262,29 @@ begin
 
     return jsonb_build_object('found', true, 'clips', v_clips,
                               'applied_parked', v_applied, 'pending_jobs', v_jobs);
+end;
+$$;
+
+
+-- Track jobs of a project that are still pending (after a check that did not settle them).
+create or replace function public.reconciler_track_jobs(
+    p_project_id uuid,
+    p_job_ids text[],
+    p_first_check_delay_seconds double precision
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_clips jsonb;
+begin
+    select p.clips into v_clips from public.projects p where p.id = p_project_id;
+    if jsonb_typeof(v_clips) = 'object' then
+        perform reconciler.track_pending(
+            p_project_id, v_clips, p_job_ids, p_first_check_delay_seconds, 0);
+    end if;
 end;
 $$;
 
