@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from reconciler.checker import CheckPolicy, ClipChecker
-from reconciler.clips import FAILED, CheckError, decide
+from reconciler.clips import FAILED, CheckError, Processing, decide
 from reconciler.observability.context import log_context
 from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import (
@@ -198,9 +198,10 @@ class Engine:
         reasons: dict[str, str] = {}
         reschedule: list[CheckRecord] = []
         for job in jobs:
+            status = statuses.get(job.job_id, CheckError("Runware gave no answer for this job"))
             decision = decide(
                 job.job_id,
-                statuses.get(job.job_id, CheckError("Runware gave no answer for this job")),
+                status,
                 job_age_seconds=job.age_seconds,
                 unknown_task_grace_seconds=self._check_policy.unknown_task_grace_seconds,
                 url_policy=self._check_policy.url_policy,
@@ -214,7 +215,12 @@ class Engine:
                 reasons[job.job_id] = poll.give_up_reason(job.age_seconds, decision.error)
                 self.stats.gave_up += 1
             else:
-                delay = poll.next_check_in(job.attempts, self._rng)
+                delay = poll.next_check_in(
+                    job.attempts,
+                    self._rng,
+                    age_seconds=job.age_seconds,
+                    progress=status.progress if isinstance(status, Processing) else None,
+                )
                 reschedule.append(CheckRecord(job.job_id, delay, decision.error))
         # Reasons first: they are recorded only on jobs not yet settled.
         for job_id, reason in reasons.items():

@@ -17,6 +17,24 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
         assert len(delays) > 1  # jittered
 
 
+def test_progress_brings_the_next_check_forward_but_never_past_the_backoff() -> None:
+    policy = PollPolicy(backoff_base_seconds=2, backoff_cap_seconds=300)
+    rng = random.Random(3)
+    late = 20  # attempts: the backoff alone would be 150-300 s
+
+    at_80 = policy.next_check_in(late, rng, age_seconds=40, progress=80)  # ~10 s left
+    nearly_done = policy.next_check_in(late, rng, age_seconds=100, progress=99)
+    unknown = policy.next_check_in(late, rng, age_seconds=40, progress=None)
+    early = policy.next_check_in(0, rng, age_seconds=10, progress=10)  # 90 s left, backoff 1-2 s
+
+    assert 10 <= at_80 <= 12
+    assert nearly_done == 2  # never sooner than the base
+    assert 150 <= unknown <= 300
+    assert 1 <= early <= 2
+    for bad in (0, 100, -5, 250):
+        assert policy.next_check_in(late, rng, age_seconds=40, progress=bad) >= 150
+
+
 def test_give_up_age_and_reason() -> None:
     policy = PollPolicy(give_up_after_seconds=100)
     assert not policy.gives_up(99.9)
