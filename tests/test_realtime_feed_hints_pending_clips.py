@@ -11,6 +11,7 @@ from tests.standins.realtime import (
     fast_feed,
     running_feed,
     running_standin,
+    subscribed_feed,
 )
 from tests.waiting import wait_until
 
@@ -20,12 +21,7 @@ URL = "https://vm.runware.ai/video/os/a/ws/2/vi/a.mp4"
 
 
 async def test_a_clip_added_by_the_app_is_hinted(database_url: str, db: asyncpg.Connection) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
+    async with subscribed_feed(database_url) as (_, feed, hints):
         project = await new_project(db, {"done": URL})
 
         await add_pending_clip(db, project, "job-1")
@@ -39,12 +35,7 @@ async def test_a_clip_added_by_the_app_is_hinted(database_url: str, db: asyncpg.
 async def test_rows_without_pending_clips_and_deletes_are_not_hinted(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
+    async with subscribed_feed(database_url) as (_, feed, hints):
         settled = await new_project(db, {"a": URL, "b": "failed"})
         doomed = await new_project(db, {"c": URL})
         await db.execute("delete from public.projects where id = $1", doomed)

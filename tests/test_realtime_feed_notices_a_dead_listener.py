@@ -7,20 +7,16 @@ from __future__ import annotations
 import asyncpg
 
 from tests.projects import new_project
-from tests.standins.realtime import RecordingHints, fast_feed, running_feed, running_standin
+from tests.standins.realtime import (
+    subscribed_feed,
+)
 from tests.waiting import wait_until
 
 
 async def test_a_frame_realtime_py_chokes_on_is_survived(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-
+    async with subscribed_feed(database_url) as (standin, feed, hints):
         # A presence meta without `phx_ref` passes validation, then raises KeyError in
         # realtime-py's presence bookkeeping, which runs whether or not presence is used.
         assert await standin.emit_frame("presence_state", {"someone": {"metas": [{}]}}) == 1
@@ -37,13 +33,7 @@ async def test_a_drop_under_warnings_as_errors_is_survived(
 ) -> None:
     """realtime-py reads the deprecated `ConnectionClosed.code` when a socket drops; with
     warnings as errors (this suite's setting) the warning kills the listener instead."""
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-
+    async with subscribed_feed(database_url) as (standin, feed, hints):
         await standin.drop_connections()
 
         await wait_until(

@@ -12,6 +12,7 @@ from tests.standins.realtime import (
     fast_feed,
     running_feed,
     running_standin,
+    subscribed_feed,
 )
 from tests.waiting import wait_until
 
@@ -39,13 +40,7 @@ async def test_an_unanswered_join_is_retried_on_a_new_client(
 async def test_a_channel_error_from_the_server_rebuilds(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-
+    async with subscribed_feed(database_url) as (standin, feed, hints):
         error = {
             "channel": "reconciler-projects",
             "extension": "postgres_changes",

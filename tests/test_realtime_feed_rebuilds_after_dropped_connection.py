@@ -14,6 +14,7 @@ from tests.standins.realtime import (
     fast_feed,
     running_feed,
     running_standin,
+    subscribed_feed,
 )
 from tests.waiting import wait_until
 
@@ -24,13 +25,7 @@ pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
 async def test_the_feed_rebuilds_resyncs_and_hints_again(
     database_url: str, db: asyncpg.Connection, abrupt: bool
 ) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-
+    async with subscribed_feed(database_url) as (standin, feed, hints):
         assert await standin.drop_connections(abrupt=abrupt) == 1
 
         await wait_until(
@@ -47,12 +42,7 @@ async def test_changes_lost_during_an_outage_are_covered_by_the_resync(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     """The server has no replay: what was committed while the feed was away never arrives."""
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
+    async with subscribed_feed(database_url) as (standin, feed, hints):
         standin.pause_events()
         missed = await new_project(db, {"job-missed": "pending"})
         await wait_until(lambda: standin.events_lost == 1)

@@ -7,10 +7,7 @@ import asyncpg
 from tests.projects import new_project
 from tests.standins.realtime import (
     IGNORE_WEBSOCKETS_DEPRECATIONS,
-    RecordingHints,
-    fast_feed,
-    running_feed,
-    running_standin,
+    subscribed_feed,
 )
 from tests.waiting import wait_until
 
@@ -20,12 +17,7 @@ pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
 async def test_a_stale_close_after_a_rejoin_is_survived(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
+    async with subscribed_feed(database_url) as (standin, feed, hints):
         await standin.drop_connections()
         await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 2)
 
@@ -42,13 +34,7 @@ async def test_a_stale_close_after_a_rejoin_is_survived(
 async def test_a_stale_close_on_a_first_subscription_is_survived(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-
+    async with subscribed_feed(database_url) as (standin, feed, hints):
         await standin.send_stale_close()
 
         await wait_until(lambda: feed.rebuilds == 1 and hints.resyncs == 2)

@@ -46,6 +46,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from reconciler.feeds.realtime import RealtimeFeed
 from reconciler.serving import serve
 from tests.standins.postgrest import SERVICE_ROLE_KEY
+from tests.waiting import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -563,3 +564,18 @@ def realtime_tasks() -> Iterator[asyncio.Task[Any]]:
         code = getattr(task.get_coro(), "cr_code", None)
         if code is not None and code.co_filename.startswith(_REALTIME_PY):
             yield task
+
+
+@contextlib.asynccontextmanager
+async def subscribed_feed(
+    database_url: str,
+) -> AsyncIterator[tuple[RealtimeStandIn, RealtimeFeed, RecordingHints]]:
+    """The common start of a feed test: a stand-in on the database and a fast feed on it,
+    yielded once the feed is subscribed and has asked for its first resync."""
+    hints = RecordingHints()
+    async with (
+        running_standin(database_url) as standin,
+        running_feed(fast_feed(standin.url), hints) as feed,
+    ):
+        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
+        yield standin, feed, hints
