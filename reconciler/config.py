@@ -62,6 +62,7 @@ class Settings:
     sweep_on_start: bool = True
     sweep_interval_seconds: float = 300.0
     sweep_spread_seconds: float = 60.0
+    retention_days: float = 7.0
     runware_requests_per_second: float = 5.0
     shutdown_seconds: float = 10.0
     supabase_jwt_secret: str | None = None
@@ -273,6 +274,9 @@ def load_settings(
         sweep_on_start=_flag(read, "RECONCILER_SWEEP_ON_START", default=True),
         sweep_interval_seconds=read.seconds("RECONCILER_SWEEP_INTERVAL_SECONDS", 300.0),
         sweep_spread_seconds=read.seconds("RECONCILER_SWEEP_SPREAD_SECONDS", 60.0),
+        retention_days=read.number(
+            "RECONCILER_RETENTION_DAYS", 7.0, float, 0.0001, "a number of days"
+        ),
         runware_requests_per_second=read.seconds(
             "RECONCILER_RUNWARE_REQUESTS_PER_SECOND", 5.0, 0.01
         ),

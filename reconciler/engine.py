@@ -64,6 +64,9 @@ class EnginePolicy:
     sweep_page_size: int = 500
     # Jobs a sweep finds untracked become due over this window, not all at once.
     sweep_spread_seconds: float = 60.0
+    # Settled jobs and never-claimed parked results are forgotten after this (after sweeps).
+    retention_seconds: float = 7 * 86400.0
+    purge_batch: int = 10_000
     poll: PollPolicy = field(default_factory=PollPolicy)
 
 
@@ -304,7 +307,16 @@ class Engine:
             self._sweep_requested.clear()
             try:
                 swept = await self.sweep_once()
-                log.info("sweep: %d projects with pending clips", swept)
+                jobs, parked = await self._store.purge(
+                    self._policy.retention_seconds, self._policy.purge_batch
+                )
+                log.info(
+                    "sweep: %d projects with pending clips; forgot %d settled jobs and %d"
+                    " parked results past retention",
+                    swept,
+                    jobs,
+                    parked,
+                )
             except (StoreUnavailable, StoreRejected) as error:
                 self.stats.errors += 1
                 log.warning("sweep failed, retrying: %s", error)

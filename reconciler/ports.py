@@ -146,6 +146,10 @@ class Store(Protocol):
 
     async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]: ...
 
+    async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
+        """Forget settled jobs and parked results older than that; (jobs, parked) deleted."""
+        ...
+
     async def pending_stats(self) -> PendingStats:
         """For metrics: how much tracked work is outstanding."""
         ...

@@ -91,6 +91,7 @@ def engine_policy(settings: Settings) -> EnginePolicy:
         sweep_on_start=settings.sweep_on_start,
         sweep_interval_seconds=settings.sweep_interval_seconds,
         sweep_spread_seconds=settings.sweep_spread_seconds,
+        retention_seconds=settings.retention_days * 86400,
         poll=PollPolicy(
             backoff_base_seconds=settings.backoff_base_seconds,
             backoff_cap_seconds=settings.backoff_cap_seconds,

@@ -22,6 +22,7 @@ FUNCTIONS = [
     "reconciler_release_leases",
     "reconciler_job_states",
     "reconciler_projects_with_pending",
+    "reconciler_purge",
     "reconciler_caller_can_see_project",
     "reconciler_pending_stats",
 ]

@@ -234,3 +234,28 @@ async def test_sweep_spread_makes_new_jobs_due_over_a_window(
     assert due_in[0] > 5
     assert due_in[-1] <= 110
     assert due_in[-1] - due_in[0] > 50  # spread, not bunched
+
+
+async def test_purge_forgets_only_what_is_past_retention(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    project = await new_project(db, {"old": "pending", "new": "pending", "open": "pending"})
+    await store.read_project(project, 0)
+    await store.apply_results(project, {"old": URL_A, "new": URL_B})
+    await store.ingest_result("orphan-old", URL_A, None)
+    await store.ingest_result("orphan-new", URL_B, None)
+    await db.execute(
+        "update reconciler.jobs set settled_at = now() - interval '8 days' where job_id = 'old'"
+    )
+    await db.execute(
+        "update reconciler.parked_results set received_at = now() - interval '8 days'"
+        " where job_id = 'orphan-old'"
+    )
+
+    purged = await store.purge(7 * 86400, 100)
+
+    assert purged == (1, 1)
+    assert set(await store.job_states(["old", "new", "open"])) == {"new", "open"}
+    parked = await db.fetch("select job_id from reconciler.parked_results")
+    assert [r["job_id"] for r in parked] == ["orphan-new"]
+    assert await store.purge(7 * 86400, 100) == (0, 0)

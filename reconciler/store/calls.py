@@ -63,6 +63,9 @@ RENEW_LEASES = SqlFunction(
 )
 RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("p_owner", "text"),))
 JOB_STATES = SqlFunction("reconciler_job_states", (("p_job_ids", "text[]"),))
+PURGE = SqlFunction(
+    "reconciler_purge", (("p_older_than_seconds", "double precision"), ("p_limit", "integer"))
+)
 PROJECTS_WITH_PENDING = SqlFunction(
     "reconciler_projects_with_pending", (("p_after", "uuid"), ("p_limit", "integer"))
 )

@@ -187,6 +187,12 @@ class FunctionStore:
             for job_id, row in answer.items()
         }
 
+    async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
+        answer = await self._caller.call(
+            calls.PURGE, {"p_older_than_seconds": older_than_seconds, "p_limit": limit}
+        )
+        return int(answer["jobs"]), int(answer["parked"])
+
     async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]:
         answer = await self._caller.call(
             calls.PROJECTS_WITH_PENDING, {"p_after": after, "p_limit": limit}

@@ -33,6 +33,8 @@ create table if not exists reconciler.jobs (
 create index if not exists jobs_due_idx
     on reconciler.jobs (next_check_at) where settled_at is null;
 create index if not exists jobs_project_idx on reconciler.jobs (project_id);
+create index if not exists jobs_settled_idx
+    on reconciler.jobs (settled_at) where settled_at is not null;
 create index if not exists jobs_lease_owner_idx
     on reconciler.jobs (lease_owner) where lease_owner is not null;
 
@@ -44,6 +46,7 @@ create table if not exists reconciler.parked_results (
     reason      text,
     received_at timestamptz not null default now()
 );
+create index if not exists parked_results_received_idx on reconciler.parked_results (received_at);
 
 revoke all on all tables in schema reconciler from public;
 revoke all on all tables in schema reconciler from anon, authenticated;
@@ -473,6 +476,37 @@ as $$
                'outcome', j.outcome)), '{}'::jsonb)
       from reconciler.jobs j
      where j.job_id = any(p_job_ids);
+$$;
+
+
+-- Retention: forget settled jobs and parked results older than p_older_than_seconds (a parked
+-- result whose job never appeared in any project, e.g. the app deleted the clip). Bounded per
+-- call so a large backlog is worked off over several sweeps without long locks.
+-- Returns {"jobs": n, "parked": n}.
+create or replace function public.reconciler_purge(
+    p_older_than_seconds double precision,
+    p_limit integer
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_cutoff timestamptz := now() - make_interval(secs => greatest(p_older_than_seconds, 0));
+    v_jobs   integer;
+    v_parked integer;
+begin
+    delete from reconciler.jobs j
+     where j.job_id in (select s.job_id from reconciler.jobs s
+                         where s.settled_at < v_cutoff limit greatest(p_limit, 0));
+    get diagnostics v_jobs = row_count;
+    delete from reconciler.parked_results pr
+     where pr.job_id in (select s.job_id from reconciler.parked_results s
+                          where s.received_at < v_cutoff limit greatest(p_limit, 0));
+    get diagnostics v_parked = row_count;
+    return jsonb_build_object('jobs', v_jobs, 'parked', v_parked);
+end;
 $$;
 
 
