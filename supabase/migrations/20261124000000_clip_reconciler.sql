@@ -51,12 +51,25 @@ create index if not exists parked_results_received_idx on reconciler.parked_resu
 revoke all on all tables in schema reconciler from public;
 revoke all on all tables in schema reconciler from anon, authenticated;
 
--- Finds the project holding a job id (the `?` operator uses this index). fastupdate off: with
--- a pending list every lookup scans it and flushing it stalls writers (seen as 0.2–5 s spikes
--- in the webhook benchmark).
-create index if not exists projects_clips_keys_idx on public.projects
-    using gin (clips) with (fastupdate = off);
-alter index public.projects_clips_keys_idx set (fastupdate = off);
+-- The job ids of a clips map. Indexing only the keys (not jsonb_ops' keys and values, where
+-- the values are long URLs) halves the index entries every write of clips must insert.
+create or replace function reconciler.clip_keys(p_clips jsonb)
+returns text[]
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+    select case when jsonb_typeof(p_clips) = 'object'
+                then array(select jsonb_object_keys(p_clips))
+                else '{}'::text[] end;
+$$;
+
+-- Finds the project holding a job id. fastupdate off: with a pending list every lookup scans
+-- it and flushing it stalls writers (seen as 0.2–5 s spikes in the webhook benchmark).
+drop index if exists public.projects_clips_keys_idx;
+create index if not exists projects_clip_keys_idx on public.projects
+    using gin (reconciler.clip_keys(clips)) with (fastupdate = off);
 
 
 -- Rejects anything but {"<job id>": "<url>" | "failed"}: bad input writes nothing.
@@ -176,7 +189,8 @@ as $$
     -- key filtering every row (what the generic plan of the plain query did: 3.8 ms per call
     -- at 20,000 projects instead of 0.09 ms).
     with hits as materialized (
-        select p.id from public.projects p where p.clips ? p_job_id
+        select p.id from public.projects p
+         where reconciler.clip_keys(p.clips) @> array[p_job_id]
     )
     select h.id from hits h order by h.id limit 1;
 $$;
@@ -611,5 +625,9 @@ begin
         end if;
     end loop;
     grant execute on function public.reconciler_caller_can_see_project(uuid) to authenticated;
+    -- Every writer of projects evaluates the index expression, and PostgreSQL checks EXECUTE
+    -- on it for the writing role: the app's own roles must keep being able to write. It is a
+    -- pure function of its argument (the keys of a jsonb object); the schema stays closed.
+    grant execute on function reconciler.clip_keys(jsonb) to public;
 end;
 $$;
