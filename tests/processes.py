@@ -19,6 +19,8 @@ class ServiceProcess:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
+    # True: keep everything the process prints (stdout and stderr), for `stop_and_read`.
+    capture_output: bool = False
 
     @property
     def url(self) -> str:
@@ -38,8 +40,8 @@ class ServiceProcess:
             "--port",
             str(self.port),
             env=base | self.env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if self.capture_output else asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.STDOUT if self.capture_output else asyncio.subprocess.DEVNULL,
         )
         await wait_until(self._ready, timeout=30)
         return self
@@ -63,6 +65,15 @@ class ServiceProcess:
     async def wait(self, timeout: float) -> int:  # noqa: ASYNC109
         assert self.process is not None
         return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def stop_and_read(self) -> str:
+        """SIGTERM, then everything the process printed (needs capture_output)."""
+        assert self.process is not None
+        assert self.capture_output
+        if self.process.returncode is None:
+            self.terminate()
+        output, _ = await asyncio.wait_for(self.process.communicate(), 30)
+        return output.decode()
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:

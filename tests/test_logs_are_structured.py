@@ -4,24 +4,20 @@ its request id; tokens stay out."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import re
-import signal
 import sys
 from typing import Any
 
 import httpx
 import pytest
 
-from reconciler.localpg import free_port
 from reconciler.observability.context import log_context
 from reconciler.observability.logs import ConsoleFormatter, JsonFormatter
 from tests import webhook_bodies as bodies
 from tests.conftest import WEBHOOK_SECRET, ServiceFactory
-from tests.waiting import wait_until
+from tests.processes import ServiceProcess
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -109,51 +105,27 @@ async def test_a_request_and_its_work_share_the_request_id(
 
 
 async def test_reconciler_serve_writes_json_lines(service_env: dict[str, str]) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "RUNWARE_"))}
     # debug: accepted webhooks are logged at debug (routine traffic, counted by the metrics)
-    env |= service_env | {
-        "PORT": str(port),
-        "RECONCILER_LOG_FORMAT": "json",
-        "RECONCILER_LOG_LEVEL": "debug",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reconciler",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    env = service_env | {"RECONCILER_LOG_FORMAT": "json", "RECONCILER_LOG_LEVEL": "debug"}
+    service = ServiceProcess(env, capture_output=True)
+    await service.start()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-
-            async def is_up() -> bool:
-                try:
-                    return (await client.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(is_up, timeout=30)
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
             response = await client.post(
                 "/webhooks/runware",
                 params={"token": WEBHOOK_SECRET},
                 json=bodies.flat_success("job-1", bodies.video_url("x")),
             )
     finally:
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = await process.communicate()
+        output = await service.stop_and_read()
 
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
-    lines = _lines(stderr.decode()) + _lines(stdout.decode())  # every line must be JSON
+    lines = _lines(output)  # every line must be JSON
     assert {"timestamp", "level", "logger", "message"} <= set(lines[0])
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's lines too
     access = [line for line in lines if line.get("request_id") == request_id]
     assert [line["message"].split()[:3] for line in access] == [
         ["POST", "/webhooks/runware", "200"]
     ]
-    assert WEBHOOK_SECRET not in stderr.decode() + stdout.decode()
+    assert WEBHOOK_SECRET not in output
