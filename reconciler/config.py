@@ -63,6 +63,7 @@ class Settings:
     sweep_interval_seconds: float = 300.0
     sweep_spread_seconds: float = 60.0
     retention_days: float = 7.0
+    metrics_token: str | None = None
     runware_requests_per_second: float = 5.0
     shutdown_seconds: float = 10.0
     supabase_jwt_secret: str | None = None
@@ -259,6 +260,7 @@ def load_settings(
 
     return Settings(
         supabase_jwt_secret=read.text("SUPABASE_JWT_SECRET"),
+        metrics_token=read.text("RECONCILER_METRICS_TOKEN"),
         cors_origins=origins,
         check_rate_per_minute=read.seconds("RECONCILER_CHECK_RATE_PER_MINUTE", 60.0, 0.01),
         check_rate_burst=read.integer("RECONCILER_CHECK_RATE_BURST", 10),

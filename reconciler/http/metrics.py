@@ -1,8 +1,9 @@
-"""`GET /metrics`: Prometheus text format, without authentication.
+"""`GET /metrics`: Prometheus text format.
 
-Like most exporters it trusts the network: serve it on a private network or keep it behind
-the platform's routing, never on the public internet (it reveals traffic and backlog sizes,
-though no secrets and no project data).
+Like most exporters it trusts the network by default: serve it on a private network or keep it
+behind the platform's routing (it reveals traffic and backlog sizes, though no secrets and no
+project data). Where the port is public, `RECONCILER_METRICS_TOKEN` makes scrapes present it
+as a bearer token (Prometheus: `authorization: {credentials: …}`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import Response
 
+from reconciler.http.requests import bearer_token
 from reconciler.observability.metrics import ServiceMetrics
+from reconciler.tokens import matches_any
 
 
 async def metrics(request: Request) -> Response:
+    token = request.app.state.services.settings.metrics_token
+    if token and not matches_any(bearer_token(request), (token,)):
+        return Response("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
     service_metrics: ServiceMetrics = request.app.state.metrics
     # The classic text format (0.0.4), which every Prometheus version scrapes; the metric
     # names need none of what the newer 1.0.0 variant adds.
