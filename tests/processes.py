@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from reconciler.localpg import free_port
+from tests.cli import clean_environment
 from tests.waiting import wait_until
 
 
@@ -27,9 +27,6 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> ServiceProcess:
-        base = {
-            k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "RUNWARE_"))
-        }
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -39,7 +36,7 @@ class ServiceProcess:
             "127.0.0.1",
             "--port",
             str(self.port),
-            env=base | self.env,
+            env=clean_environment(self.env),
             stdout=asyncio.subprocess.PIPE if self.capture_output else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.STDOUT if self.capture_output else asyncio.subprocess.DEVNULL,
         )

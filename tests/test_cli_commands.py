@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 
 import asyncpg
 
 from reconciler.simulator import RunwareSimulator
+from tests.cli import run_reconciler
 from tests.databases import PgCluster
 from tests.projects import clips_of, new_project
 
 
 async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "RUNWARE_"))}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reconciler",
-        *args,
-        env=base | env | {"COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    done = await asyncio.to_thread(run_reconciler, env, *args)
+    return done.returncode, done.stdout, done.stderr
 
 
 async def test_check_prints_a_table_and_json(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from reconciler.config import ConfigError, load_settings
+from tests.cli import run_reconciler
 
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
@@ -92,19 +89,7 @@ def test_bad_setting_is_named(env: dict[str, str], name: str) -> None:
 
 
 def test_cli_prints_one_line_and_exits_2() -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SUPABASE", "DATABASE", "RUNWARE", "RECONCILER"))
-    }
-    env |= {**BASE, "RECONCILER_BATCH_SIZE": "lots"}
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_reconciler({**BASE, "RECONCILER_BATCH_SIZE": "lots"}, "serve")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: RECONCILER_BATCH_SIZE: expected a whole number, got 'lots'"
@@ -112,12 +97,7 @@ def test_cli_prints_one_line_and_exits_2() -> None:
 
 
 def test_cli_check_rejects_a_bad_project_id() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler", "check", "nope"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_reconciler(BASE, "check", "nope")
     assert done.returncode == 2
     assert "PROJECT_ID must be a UUID" in done.stderr
 

@@ -3,13 +3,10 @@ line naming the setting."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from reconciler.config import ConfigError, load_settings
+from tests.cli import run_reconciler
 
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
@@ -39,19 +36,7 @@ def test_an_unknown_format_is_named(raw: str) -> None:
 
 
 def test_serve_prints_one_line_and_exits_2() -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SUPABASE", "DATABASE", "RUNWARE", "RECONCILER"))
-    }
-    env |= {**BASE, "RECONCILER_LOG_FORMAT": "xml"}
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_reconciler({**BASE, "RECONCILER_LOG_FORMAT": "xml"}, "serve")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: RECONCILER_LOG_FORMAT: expected console or json, got 'xml'"

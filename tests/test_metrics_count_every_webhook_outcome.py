@@ -3,25 +3,18 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import asyncpg
 import httpx
 
+from reconciler.observability.observer import WebhookOutcome
 from tests import webhook_bodies as bodies
 from tests.conftest import RunningService
 from tests.projects import new_project
 from tests.scrape import scrape
 
-OUTCOMES = [
-    "applied",
-    "parked",
-    "duplicate",
-    "ignored",
-    "rejected",
-    "unauthorized",
-    "too_large",
-    "invalid",
-    "unavailable",
-]
+OUTCOMES = list(get_args(WebhookOutcome))
 
 
 async def test_each_outcome_is_counted(service: RunningService, db: asyncpg.Connection) -> None:
