@@ -41,7 +41,7 @@ from tests.processes import ServiceProcess
 from tests.standins.postgrest import SERVICE_ROLE_KEY
 from tests.standins.supabase import SupabaseStandIn, running_supabase
 
-WEBHOOK_SECRET = "soak-webhook-secret-0123456789"  # noqa: S105 (a local test secret)
+WEBHOOK_SECRET = "soak-webhook-secret-0123456789abcdef"  # noqa: S105 (a local test secret)
 
 # Records every change of a clip's value, to count duplicate writes (I1 says: at most one).
 AUDIT_SQL = """

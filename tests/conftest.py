@@ -23,7 +23,7 @@ from tests.databases import PgCluster
 from tests.standins.postgrest import SERVICE_ROLE_KEY, PostgrestStandIn
 
 ADMIN_TOKEN = "test-admin-token"
-WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,13 @@ import pytest
 from reconciler.config import ConfigError, load_settings
 from tests.cli import run_reconciler
 
+OLD_SECRET = "old-secret-0123456789abcdef0123456789"
+NEW_SECRET = "new-secret-0123456789abcdef0123456789"
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
     "RECONCILER_ADMIN_TOKEN": "t",
     "RUNWARE_API_KEY": "k",
-    "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret",
+    "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret-0123456",
 }
 
 
@@ -73,7 +75,7 @@ def test_supabase_settings() -> None:
         ),
         ({**BASE, "RUNWARE_WEBHOOK_SECRET": "short"}, "RUNWARE_WEBHOOK_SECRET"),
         (
-            {**BASE, "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret,tiny"},
+            {**BASE, "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret-0123456,tiny"},
             "RUNWARE_WEBHOOK_SECRET",
         ),
         ({**BASE, "RECONCILER_INSECURE_WEBHOOKS": "maybe"}, "RECONCILER_INSECURE_WEBHOOKS"),
@@ -104,9 +106,9 @@ def test_cli_check_rejects_a_bad_project_id() -> None:
 
 def test_webhook_secret_rotation_list_and_insecure_flag() -> None:
     rotated = load_settings(
-        {**BASE, "RUNWARE_WEBHOOK_SECRET": "old-secret-0123456789, new-secret-0123456789"}
+        {**BASE, "RUNWARE_WEBHOOK_SECRET": f"{OLD_SECRET}, {NEW_SECRET}"}
     )
-    assert rotated.webhook_secrets == ("old-secret-0123456789", "new-secret-0123456789")
+    assert rotated.webhook_secrets == (OLD_SECRET, NEW_SECRET)
     without = {k: v for k, v in BASE.items() if k != "RUNWARE_WEBHOOK_SECRET"}
     insecure = load_settings({**without, "RECONCILER_INSECURE_WEBHOOKS": "1"})
     assert insecure.webhook_secrets == ()

@@ -12,7 +12,7 @@ BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
     "RECONCILER_ADMIN_TOKEN": "t",
     "RUNWARE_API_KEY": "k",
-    "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret",
+    "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret-0123456",
 }
 
 
