@@ -7,10 +7,10 @@ module only decides *what* a pending clip should become.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
-from urllib.parse import urlsplit
 
 PENDING = "pending"
 FAILED = "failed"
@@ -84,23 +84,98 @@ def is_video_url(value: object) -> bool:
     return isinstance(value, str) and value not in (PENDING, FAILED)
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+# The only URL shape accepted: a lower- or upper-case http(s) scheme, `//`, a host of ASCII
+# letters, digits, dots and hyphens, an optional port of digits, then a path, query or
+# fragment (or nothing). No user info, no IPv6 literal, no percent-encoding in the host.
+_URL_SHAPE = re.compile(
+    r"(?P<scheme>[A-Za-z]+)://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?(?P<rest>[/?#].*)?",
+    re.DOTALL,
+)
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AllowedOrigin:
+    """One allow-list entry: a scheme, a host (lower case) and a port."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        if _DEFAULT_PORTS.get(self.scheme) == self.port:
+            return self.host if self.scheme == "https" else f"{self.scheme}://{self.host}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def _origin_of(text: str) -> tuple[AllowedOrigin | None, str | None]:
+    """The origin of an http(s) URL read strictly (see UrlPolicy), or why it has none."""
+    if any(not 0x21 <= ord(c) <= 0x7E for c in text):
+        return None, "contains whitespace, control or non-ASCII characters"
+    if "\\" in text:
+        return None, "contains a backslash"
+    match = _URL_SHAPE.fullmatch(text)
+    if match is None:
+        authority = re.split(r"[/?#]", text.partition("://")[2], maxsplit=1)[0]
+        if "@" in authority:
+            return None, "carries user info"
+        return None, "is not a plain http(s) URL with a host name"
+    scheme = match["scheme"].lower()
+    if scheme not in _DEFAULT_PORTS:
+        return None, f"scheme {scheme!r} is not http(s)"
+    host = match["host"].lower()
+    if host.endswith("."):
+        return None, "host ends with a dot"
+    if not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        return None, f"host {host!r} is not a valid host name"
+    port = int(match["port"]) if match["port"] is not None else _DEFAULT_PORTS[scheme]
+    if not 0 < port < 65536:
+        return None, f"port {port} is out of range"
+    return AllowedOrigin(scheme, host, port), None
+
+
+def parse_allowed_origin(entry: str) -> AllowedOrigin:
+    """An allow-list entry: a bare host (`https` on port 443) or an exact origin
+    (`http://127.0.0.1:8100`). Raises ValueError naming what is wrong."""
+    text = entry.strip()
+    if "://" not in text:
+        text = f"https://{text}"
+    origin, problem = _origin_of(text)
+    if origin is None:
+        raise ValueError(f"{entry!r} {problem}")
+    rest = text.split("://", 1)[1].split("/", 1)
+    if len(rest) > 1 and rest[1]:
+        raise ValueError(f"{entry!r}: an entry is a host or an origin, without a path")
+    return origin
+
+
 @dataclass(frozen=True, slots=True)
 class UrlPolicy:
-    """Which video URLs may be written to the database: https on an allow-listed host."""
+    """Which video URLs may be written to the database.
 
-    allowed_hosts: frozenset[str] = frozenset(DEFAULT_ALLOWED_URL_HOSTS)
+    Only URLs that every parser (Python's, a browser's, curl's) reads the same way, on an
+    allow-listed origin: `https://evil.example\\@vm.runware.ai/` is `vm.runware.ai` to
+    `urlsplit` and `evil.example` to a browser, so backslashes, user info, whitespace, control
+    and non-ASCII characters, percent-encoded hosts and trailing dots are all refused. A port
+    other than the scheme's default passes only when an entry names that exact origin.
+    """
+
+    allowed: frozenset[AllowedOrigin] = frozenset(
+        parse_allowed_origin(h) for h in DEFAULT_ALLOWED_URL_HOSTS
+    )
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[str]) -> UrlPolicy:
+        return cls(frozenset(parse_allowed_origin(e) for e in entries))
 
     def rejects(self, url: str) -> str | None:
         """Why `url` must not be written, or None when it is acceptable."""
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return "video URL is not a valid URL"
-        if parts.scheme != "https":
-            return "video URL is not https"
-        host = (parts.hostname or "").lower()
-        if host not in self.allowed_hosts:
-            return f"video URL host {host!r} is not on the allow-list"
+        origin, problem = _origin_of(url)
+        if origin is None:
+            return f"video URL {problem}"
+        if origin not in self.allowed:
+            return f"video URL origin {str(origin)!r} is not on the allow-list"
         return None
 
 

@@ -3,12 +3,14 @@ that names it (`ConfigError`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS
+from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS, AllowedOrigin, parse_allowed_origin
+from reconciler.redaction import mask_url_password
 
 Transport = Literal["postgres", "supabase"]
 WebhookVerify = Literal["off", "api"]
@@ -17,7 +19,10 @@ LogFormat = Literal["console", "json"]
 T = TypeVar("T")
 
 DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
-MIN_WEBHOOK_SECRET_LENGTH = 16
+MIN_WEBHOOK_SECRET_LENGTH = 32
+# The token travels in a query string, where `+`, `/`, `=` and `%` are decoded or mangled on
+# the way (a `+` arrives as a space): only RFC 3986 unreserved characters survive every hop.
+_URL_SAFE_SECRET = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class ConfigError(ValueError):
@@ -42,7 +47,7 @@ class Settings:
     runware_timeout_seconds: float
     first_check_delay_seconds: float
     unknown_task_grace_seconds: float
-    allowed_url_hosts: frozenset[str]
+    allowed_url_hosts: frozenset[AllowedOrigin]
     db_pool_size: int
     log_level: str
     log_format: LogFormat = "console"
@@ -50,6 +55,7 @@ class Settings:
     insecure_webhooks: bool = False
     webhook_verify: WebhookVerify = "off"
     webhook_max_bytes: int = 256 * 1024
+    webhook_max_tasks: int = 1000
     engine: bool = True
     feed: FeedKind = "notify"
     workers: int = 4
@@ -70,6 +76,11 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     check_rate_per_minute: float = 60.0
     check_rate_burst: int = 10
+    # Full-access callers (service role key, admin token) are backends: no limit unless set.
+    service_check_rate_per_minute: float | None = None
+    service_check_rate_burst: int = 10
+    jwks_min_refetch_seconds: float = 30.0
+    jwt_leeway_seconds: float = 30.0
 
     @property
     def jwt_issuer(self) -> str | None:
@@ -84,11 +95,37 @@ class Settings:
         """Bearer tokens that may call the check endpoint with full access."""
         return tuple(t for t in (self.supabase_service_role_key, self.admin_token) if t)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret, for the log redactor: none may ever reach a log line."""
+        found: list[str] = [*self.webhook_secrets]
+        for value in (
+            self.supabase_service_role_key,
+            self.admin_token,
+            self.runware_api_key,
+            self.metrics_token,
+            self.supabase_jwt_secret,
+        ):
+            if value:
+                found.append(value)
+        if self.database_url:
+            password = urlsplit(self.database_url).password
+            if password:
+                found.append(password)
+        return tuple(found)
+
 
 def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(name, f"expected a {'/'.join(schemes)} URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in schemes and bool(parts.netloc)
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        valid = False
+    if not valid:
+        # The value may carry a password (DATABASE_URL): never echo it.
+        shown = mask_url_password(value)
+        raise ConfigError(name, f"expected a {'/'.join(schemes)} URL, got {shown!r}")
     return value.rstrip("/")
 
 
@@ -126,6 +163,9 @@ class _Reader:
     def seconds(self, name: str, default: float, minimum: float = 0) -> float:
         return self.number(name, default, float, minimum, "a number of seconds")
 
+    def rate(self, name: str, default: float, minimum: float, unit: str) -> float:
+        return self.number(name, default, float, minimum, f"a number {unit}")
+
 
 def _flag(read: _Reader, name: str, *, default: bool = False) -> bool:
     raw = (read.text(name) or ("1" if default else "0")).lower()
@@ -139,11 +179,12 @@ def _webhook_secrets(read: _Reader, serving: bool) -> tuple[tuple[str, ...], boo
     raw = read.text("RUNWARE_WEBHOOK_SECRET")
     secrets = tuple(s.strip() for s in raw.split(",") if s.strip()) if raw else ()
     for secret in secrets:
-        if len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+        if len(secret) < MIN_WEBHOOK_SECRET_LENGTH or not _URL_SAFE_SECRET.fullmatch(secret):
             raise ConfigError(
                 "RUNWARE_WEBHOOK_SECRET",
-                f"each secret must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters"
-                " (generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                f"each secret must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters of"
+                " A-Z a-z 0-9 . _ ~ - (it travels in a URL, where + / = % are mangled;"
+                " generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
             )
     insecure = _flag(read, "RECONCILER_INSECURE_WEBHOOKS")
     if serving and not secrets and not insecure:
@@ -206,13 +247,17 @@ def load_settings(
     )
 
     hosts_raw = read.text("RECONCILER_ALLOWED_URL_HOSTS")
-    hosts = (
-        frozenset(h.strip().lower() for h in hosts_raw.split(",") if h.strip())
+    entries = (
+        [h.strip() for h in hosts_raw.split(",") if h.strip()]
         if hosts_raw
-        else frozenset(DEFAULT_ALLOWED_URL_HOSTS)
+        else list(DEFAULT_ALLOWED_URL_HOSTS)
     )
-    if not hosts:
+    if not entries:
         raise ConfigError("RECONCILER_ALLOWED_URL_HOSTS", "must name at least one host")
+    try:
+        hosts = frozenset(parse_allowed_origin(entry) for entry in entries)
+    except ValueError as error:
+        raise ConfigError("RECONCILER_ALLOWED_URL_HOSTS", str(error)) from None
 
     log_level = (read.text("RECONCILER_LOG_LEVEL") or "info").lower()
     if log_level not in ("debug", "info", "warning", "error"):
@@ -262,8 +307,18 @@ def load_settings(
         supabase_jwt_secret=read.text("SUPABASE_JWT_SECRET"),
         metrics_token=read.text("RECONCILER_METRICS_TOKEN"),
         cors_origins=origins,
-        check_rate_per_minute=read.seconds("RECONCILER_CHECK_RATE_PER_MINUTE", 60.0, 0.01),
+        check_rate_per_minute=read.rate(
+            "RECONCILER_CHECK_RATE_PER_MINUTE", 60.0, 0.01, "of checks per minute"
+        ),
         check_rate_burst=read.integer("RECONCILER_CHECK_RATE_BURST", 10),
+        service_check_rate_per_minute=read.rate(
+            "RECONCILER_SERVICE_CHECK_RATE_PER_MINUTE", 0.0, 0.0, "of checks per minute"
+        )
+        or None,
+        service_check_rate_burst=read.integer("RECONCILER_SERVICE_CHECK_RATE_BURST", 10),
+        jwks_min_refetch_seconds=read.seconds("RECONCILER_JWKS_MIN_REFETCH_SECONDS", 30.0),
+        jwt_leeway_seconds=read.seconds("RECONCILER_JWT_LEEWAY_SECONDS", 30.0),
+        webhook_max_tasks=read.integer("RECONCILER_WEBHOOK_MAX_TASKS", 1000),
         engine=_flag(read, "RECONCILER_ENGINE", default=True),
         feed=feed,
         workers=read.integer("RECONCILER_WORKERS", 4),
@@ -279,8 +334,8 @@ def load_settings(
         retention_days=read.number(
             "RECONCILER_RETENTION_DAYS", 7.0, float, 0.0001, "a number of days"
         ),
-        runware_requests_per_second=read.seconds(
-            "RECONCILER_RUNWARE_REQUESTS_PER_SECOND", 5.0, 0.01
+        runware_requests_per_second=read.rate(
+            "RECONCILER_RUNWARE_REQUESTS_PER_SECOND", 5.0, 0.01, "of requests per second"
         ),
         shutdown_seconds=read.seconds("RECONCILER_SHUTDOWN_SECONDS", 10.0, 0.1),
         webhook_secrets=webhook_secrets,

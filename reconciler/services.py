@@ -34,6 +34,8 @@ class Services:
     engine: Engine | None
     callers: CallerVerifier
     check_rate_limit: KeyedRateLimiter
+    # None: full-access callers (service role key, admin token) are not rate-limited.
+    service_check_rate_limit: KeyedRateLimiter | None = None
     observer: Observer = field(default_factory=NullObserver)
 
 
@@ -135,9 +137,23 @@ async def open_services(
         jwks=JwksCache(settings.jwks_url, auth_http) if settings.jwks_url else None,
     )
     rate_limit = KeyedRateLimiter(settings.check_rate_per_minute, settings.check_rate_burst)
+    service_rate_limit = (
+        KeyedRateLimiter(settings.service_check_rate_per_minute, settings.service_check_rate_burst)
+        if settings.service_check_rate_per_minute
+        else None
+    )
     try:
         yield Services(
-            settings, store, runware, checker, webhooks, engine, callers, rate_limit, observer
+            settings,
+            store,
+            runware,
+            checker,
+            webhooks,
+            engine,
+            callers,
+            rate_limit,
+            service_rate_limit,
+            observer,
         )
     finally:
         await auth_http.aclose()

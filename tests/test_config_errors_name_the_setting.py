@@ -105,9 +105,7 @@ def test_cli_check_rejects_a_bad_project_id() -> None:
 
 
 def test_webhook_secret_rotation_list_and_insecure_flag() -> None:
-    rotated = load_settings(
-        {**BASE, "RUNWARE_WEBHOOK_SECRET": f"{OLD_SECRET}, {NEW_SECRET}"}
-    )
+    rotated = load_settings({**BASE, "RUNWARE_WEBHOOK_SECRET": f"{OLD_SECRET}, {NEW_SECRET}"})
     assert rotated.webhook_secrets == (OLD_SECRET, NEW_SECRET)
     without = {k: v for k, v in BASE.items() if k != "RUNWARE_WEBHOOK_SECRET"}
     insecure = load_settings({**without, "RECONCILER_INSECURE_WEBHOOKS": "1"})

@@ -58,7 +58,13 @@ async def check_clips_status(request: Request) -> Response:
     except Unauthenticated as error:
         log.info("check refused: %s", error)
         return failure(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
-    wait = services.check_rate_limit.try_acquire(caller.key)
+    # Full-access callers are backends: limited only when RECONCILER_SERVICE_CHECK_RATE_* says.
+    limiter = (
+        services.check_rate_limit
+        if isinstance(caller, UserCaller)
+        else services.service_check_rate_limit
+    )
+    wait = limiter.try_acquire(caller.key) if limiter is not None else None
     if wait is not None:
         return failure(429, "Too many checks, slow down", {"Retry-After": str(math.ceil(wait))})
     parsed = await _read_check_request(request)
