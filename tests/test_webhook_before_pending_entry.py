@@ -32,6 +32,7 @@ async def test_webhook_first_then_pending_entry(
     checked = await _check(service, project)
 
     assert response.status_code == 200
+    assert checked.status_code == 200
     assert response.json()["parked"] == ["early"]
     assert parked == url
     assert checked.json()["clips"]["early"] == url
@@ -47,6 +48,7 @@ async def test_pending_entry_first_then_webhook(
 
     response = await service.post_webhook(bodies.flat_failure("late"))
 
+    assert response.status_code == 200
     assert response.json()["applied"] == ["late"]
     assert await clips_of(db, project) == {"existing": "pending", "late": "failed"}
 
@@ -67,7 +69,9 @@ async def test_racing_webhook_and_pending_write_always_end_applied(
             assert webhook.status_code == 200
             assert webhook.json()["applied"] + webhook.json()["parked"] == [job]
             # Whichever order the race took, the next reader of the project applies it.
-            await _check(service, project)
+            checked = await _check(service, project)
+            assert checked.status_code == 200, f"round {round_number}: {checked.text}"
+            assert checked.json()["clips"] == {job: url}, f"round {round_number}"
             assert await clips_of(db, project) == {job: url}, f"round {round_number}"
     finally:
         await app.close()
