@@ -49,6 +49,22 @@ async def test_oversize_body_is_413(
     await _assert_nothing_written(db, project, version)
 
 
+async def test_body_naming_too_many_tasks_is_413_and_stores_nothing(
+    service: RunningService, db: asyncpg.Connection, project: UUID
+) -> None:
+    version = await row_version(db, project)
+    # Within the byte cap, one task over the default task cap of 1,000: the first item is the
+    # project's own pending job, so a partial write would show.
+    items = [bodies.flat_failure("job-1")] + [{"taskUUID": f"t{i}"} for i in range(1000)]
+    response = await service.post_webhook({"data": items})
+    assert response.status_code == 413
+    assert response.json()["error"] == (
+        "body names 1001 tasks; at most 1000 per body (RECONCILER_WEBHOOK_MAX_TASKS);"
+        " nothing was stored"
+    )
+    await _assert_nothing_written(db, project, version)
+
+
 @pytest.mark.parametrize(
     "raw",
     [b"{not json", b"", b"\xff\xfe", b'{"taskUUID": "job-1"'],
@@ -108,6 +124,9 @@ async def test_body_without_task_uuid_is_400(
         "https://storage.runware.ai/x.mp4",
         "javascript:alert(1)",
         "not a url",
+        # Python's urlsplit reads host vm.runware.ai; a browser reads evil.example.
+        "https://evil.example\\@vm.runware.ai/v.mp4",
+        "https://evil.example@vm.runware.ai/v.mp4",
     ],
 )
 async def test_disallowed_url_is_422_and_recorded(

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from reconciler.http.requests import BodyTooLarge, read_capped_body
 from reconciler.observability.observer import Observer
 from reconciler.ports import StoreRejected, StoreUnavailable
-from reconciler.runware_payloads import parse_webhook_body
+from reconciler.runware_payloads import TooManyTasks, parse_webhook_body
 from reconciler.services import Services
 from reconciler.tokens import matches_any
 from reconciler.webhooks import ConfirmationUnavailable, WebhookReport
@@ -51,7 +51,11 @@ async def runware_webhook(request: Request) -> Response:
     except (ValueError, RecursionError):
         services.observer.webhook("invalid")
         return _error(400, "body is not valid JSON")
-    statuses = parse_webhook_body(body)
+    try:
+        statuses = parse_webhook_body(body, settings.webhook_max_tasks)
+    except TooManyTasks as error:
+        services.observer.webhook("too_large")
+        return _error(413, f"{error} (RECONCILER_WEBHOOK_MAX_TASKS); nothing was stored")
     if statuses is None:
         services.observer.webhook("invalid")
         return _error(400, "body names no taskUUID")
