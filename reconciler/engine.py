@@ -21,7 +21,7 @@ import random
 import socket
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -46,6 +46,7 @@ from reconciler.workqueue import QueueShutDown, WorkQueue
 log = logging.getLogger(__name__)
 
 _RETRY_AFTER_STORE_ERROR_SECONDS = 1.0
+_RECENT_SKIPS_KEPT = 100
 
 
 def new_owner_id() -> str:
@@ -79,6 +80,18 @@ class EngineStats:
     gave_up: int = 0
     sweeps: int = 0
     errors: int = 0
+    # Jobs whose check failed for our side's reasons (Runware unreachable, rate-limited, key
+    # rejected, an answer we could not use): they stay pending (I11).
+    check_failures: int = 0
+    # Projects a sweep, reconcile or poll round skipped because the database refused them.
+    projects_skipped: int = 0
+    lease_renewal_failures: int = 0
+
+
+@dataclass(frozen=True)
+class SkippedProject:
+    project_id: UUID
+    reason: str
 
 
 class Engine:
@@ -109,6 +122,11 @@ class Engine:
         # Jobs claimed by this process in the current poll round and not yet finished (a gauge
         # for metrics; the leases themselves live in the database).
         self.leases_held = 0
+        # Why the last poll round could not check jobs (None once Runware answers again): shown
+        # by /readyz and the logs, so a clip that stays pending for our reasons is loud.
+        self.check_trouble: str | None = None
+        # The most recent projects skipped with their reasons (the metric counts them all).
+        self.recent_skips: deque[SkippedProject] = deque(maxlen=_RECENT_SKIPS_KEPT)
         self._wake_poller = asyncio.Event()
         self._sweep_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -155,7 +173,11 @@ class Engine:
             with log_context(project_id=project_id):
                 try:
                     await self.reconcile(project_id)
-                except (StoreUnavailable, StoreRejected) as error:
+                except StoreRejected as error:
+                    # The same input gets the same refusal: retrying would spin. Sweeps and the
+                    # resync look at the project again.
+                    self._skip(project_id, str(error))
+                except StoreUnavailable as error:
                     self.stats.errors += 1
                     log.warning("reconcile %s failed, will retry: %s", project_id, error)
                     self._retry_later(project_id)
@@ -165,6 +187,12 @@ class Engine:
                     self._retry_later(project_id)
                 finally:
                     self.queue.done(project_id)
+
+    def _skip(self, project_id: UUID, reason: str) -> None:
+        """One project the database refuses must not stall anything else (I10)."""
+        self.stats.projects_skipped += 1
+        self.recent_skips.append(SkippedProject(project_id, reason))
+        log.warning("project %s skipped, the database refused it: %s", project_id, reason)
 
     def _retry_later(self, project_id: UUID) -> None:
         delay = _RETRY_AFTER_STORE_ERROR_SECONDS * (1 + self._rng.random())
@@ -200,6 +228,8 @@ class Engine:
         writes: dict[UUID, dict[str, str]] = defaultdict(dict)
         reasons: dict[str, str] = {}
         reschedule: list[CheckRecord] = []
+        trouble: str | None = None
+        answered = False
         for job in jobs:
             status = statuses.get(job.job_id, CheckError("Runware gave no answer for this job"))
             decision = decide(
@@ -209,11 +239,18 @@ class Engine:
                 unknown_task_grace_seconds=self._check_policy.unknown_task_grace_seconds,
                 url_policy=self._check_policy.url_policy,
             )
+            if decision.check_failed:
+                trouble = decision.error
+                self.stats.check_failures += 1
+            else:
+                answered = True
             if decision.write is not None:
                 writes[job.project_id][job.job_id] = decision.write
                 if decision.error:
                     reasons[job.job_id] = decision.error
-            elif poll.gives_up(job.age_seconds):
+            elif poll.gives_up(job.age_seconds) and not decision.check_failed:
+                # Only Runware's own answers ("still working", unknown past the grace) give up:
+                # a check that failed on our side says nothing about the video (I11).
                 writes[job.project_id][job.job_id] = FAILED
                 reasons[job.job_id] = poll.give_up_reason(job.age_seconds, decision.error)
                 self.stats.gave_up += 1
@@ -225,32 +262,54 @@ class Engine:
                     progress=status.progress if isinstance(status, Processing) else None,
                 )
                 reschedule.append(CheckRecord(job.job_id, delay, decision.error))
+        self._note_check_trouble(trouble if not answered else None, trouble)
         # Reasons first: they are recorded only on jobs not yet settled.
         for job_id, reason in reasons.items():
             await self._store.note_job_error(job_id, reason)
         for project_id, results in writes.items():
-            outcome = await self._store.apply_results(project_id, results)
+            try:
+                outcome = await self._store.apply_results(project_id, results)
+            except StoreRejected as error:
+                self._skip(project_id, str(error))  # the other projects' results still land
+                continue
             self.stats.results_written += len(outcome.changed)
         if reschedule:
             await self._store.record_checks(self.owner, reschedule)
 
+    def _note_check_trouble(self, trouble: str | None, last_failure: str | None) -> None:
+        """`trouble`: set when no job of the round got an answer from Runware."""
+        if trouble is not None:
+            if self.check_trouble is None:  # once per episode, not once per round
+                log.warning("Runware checks failing, clips stay pending: %s", trouble)
+        else:
+            if self.check_trouble is not None:
+                log.info("Runware checks answer again")
+            if last_failure is not None:
+                log.warning("some jobs could not be checked, they stay pending: %s", last_failure)
+        self.check_trouble = trouble
+
     @contextlib.asynccontextmanager
     async def _renewing_leases(self) -> AsyncIterator[None]:
-        """Keep this process's leases alive while a round takes long (slow Runware)."""
+        """Keep this process's leases alive while a round takes long (slow Runware).
+
+        A failed renewal is logged, counted and tried again at the next tick: it must neither
+        stop renewing nor change the round's own outcome."""
 
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self._policy.lease_seconds / 3)
-                with contextlib.suppress(StoreUnavailable):
+                try:
                     await self._store.renew_leases(self.owner, self._policy.lease_seconds)
+                except Exception as error:
+                    self.stats.lease_renewal_failures += 1
+                    log.warning("could not renew leases, trying again: %s", error)
 
-        renewer = asyncio.create_task(renew())
+        renewer = asyncio.create_task(renew(), name="lease-renewer")
         try:
             yield
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await asyncio.gather(renewer, return_exceptions=True)
 
     async def _poller(self) -> None:
         while True:
@@ -283,11 +342,15 @@ class Engine:
             if not page:
                 break
             for project_id in page:
-                await self._store.read_project(
-                    project_id,
-                    self._check_policy.first_check_delay_seconds,
-                    policy.sweep_spread_seconds,
-                )
+                try:
+                    await self._store.read_project(
+                        project_id,
+                        self._check_policy.first_check_delay_seconds,
+                        policy.sweep_spread_seconds,
+                    )
+                except StoreRejected as error:
+                    # Restarting the sweep would meet the same project again, forever (I10).
+                    self._skip(project_id, str(error))
             count += len(page)
             after = page[-1]
             if on_page is not None:

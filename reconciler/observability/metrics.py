@@ -156,6 +156,27 @@ def _engine_series(engine: Engine) -> Iterator[Metric]:
     yield _counter("gave_up", "Clips failed after the give-up age.", stats.gave_up)
     yield _counter("sweeps", "Sweeps over every project with pending clips.", stats.sweeps)
     yield _counter("engine_errors", "Reconciles, poll rounds and sweeps that failed.", stats.errors)
+    yield _counter(
+        "check_failures",
+        "Jobs whose Runware check failed on our side (unreachable, rate-limited, key rejected,"
+        " unusable answer); they stay pending.",
+        stats.check_failures,
+    )
+    yield _gauge(
+        "runware_checks_failing",
+        "1 while the last poll round got no usable answer from Runware for any job.",
+        1.0 if engine.check_trouble is not None else 0.0,
+    )
+    yield _counter(
+        "projects_skipped",
+        "Projects a sweep, reconcile or poll round skipped because the database refused them.",
+        stats.projects_skipped,
+    )
+    yield _counter(
+        "lease_renewal_failures",
+        "Lease renewals that failed (retried at the next tick).",
+        stats.lease_renewal_failures,
+    )
 
 
 def _feed_series(engine: Engine) -> Iterator[Metric]:

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# SQLSTATE classes that mean "this input cannot be stored", whichever transport carried it:
+# data exceptions (22), our functions' own RAISE (P0) and program limits (54: e.g. a clip key too
+# long for an index entry). Retrying them gives the same answer, so they are StoreRejected —
+# skipped and recorded — not StoreUnavailable, which is retried as an outage.
+REJECTED_SQLSTATE_CLASSES = ("22", "P0", "54")
+
 
 @dataclass(frozen=True, slots=True)
 class SqlFunction:

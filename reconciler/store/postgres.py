@@ -14,11 +14,10 @@ import asyncpg
 
 from reconciler.auth import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
-from reconciler.store.calls import SqlFunction
+from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore
 
 # SQLSTATE classes that mean "your input is wrong": 22 data exception, P0 raised by a function.
-_REJECTED_CLASSES = ("22", "P0")
 
 
 def _statement(function: SqlFunction) -> str:
@@ -43,7 +42,7 @@ def translate_error(error: Exception) -> Exception:
     """Map a driver error to the port's errors (callers only know those)."""
     if isinstance(error, asyncpg.PostgresError):
         state = str(getattr(error, "sqlstate", "") or "")
-        if state.startswith(_REJECTED_CLASSES):
+        if state.startswith(REJECTED_SQLSTATE_CLASSES):
             return StoreRejected(str(error))
         return StoreUnavailable(f"database error {state}: {error}")
     return StoreUnavailable(f"database unreachable: {type(error).__name__}: {error}")

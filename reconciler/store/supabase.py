@@ -14,12 +14,9 @@ from postgrest import APIError, AsyncPostgrestClient
 
 from reconciler.auth import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
-from reconciler.store.calls import FIND_PROJECT, SqlFunction
+from reconciler.store.calls import FIND_PROJECT, REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
-
-# PostgREST passes the SQLSTATE through as `code`: class 22 and P0 mean bad input.
-_REJECTED_CODES = ("22", "P0")
 
 
 def _jsonable(value: Any) -> Any:
@@ -28,8 +25,8 @@ def _jsonable(value: Any) -> Any:
 
 def translate_error(error: Exception) -> Exception:
     if isinstance(error, APIError):
-        code = error.code or ""
-        if code.startswith(_REJECTED_CODES):
+        code = error.code or ""  # PostgREST passes the SQLSTATE through as `code`
+        if code.startswith(REJECTED_SQLSTATE_CLASSES):
             return StoreRejected(error.message or code)
         return StoreUnavailable(f"PostgREST error {code}: {error.message}")
     return StoreUnavailable(f"PostgREST unreachable: {type(error).__name__}: {error}")
