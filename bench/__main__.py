@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from bench.runner import WORKLOADS, run_bench
+from tests import process_guard
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,7 +35,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return run_bench(args.only, quick=args.quick, output=args.output)
+    # Every process the bench starts is gone when it exits; one still running fails the run.
+    return process_guard.run_guarded(
+        lambda: run_bench(args.only, quick=args.quick, output=args.output), "python -m bench"
+    )
 
 
 if __name__ == "__main__":

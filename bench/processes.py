@@ -19,6 +19,7 @@ from reconciler.localpg import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _START_TIMEOUT_SECONDS = 60.0
+_STOP_GRACE_SECONDS = 15.0
 _OWN_PREFIXES = ("RECONCILER_", "RUNWARE_", "SUPABASE_", "DATABASE_URL", "PORT")
 
 
@@ -50,6 +51,8 @@ async def _ready(url: str, path: str) -> bool:
 async def server_process(
     argv: list[str], env: Mapping[str, str], log_path: Path, ready_path: str, port: int
 ) -> AsyncIterator[ServerProcess]:
+    """The server, from spawn to exit: whatever ends the block (its end, an error, a failed
+    or cancelled start-up, a cancelled stop) leaves no process behind."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
@@ -73,13 +76,23 @@ async def server_process(
             await asyncio.sleep(0.05)
         yield ServerProcess(url, port, process.pid)
     finally:
+        await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL after the grace. Cancelled meanwhile, it still kills the process
+    (before its first await) and waits for the exit, shielded, before the cancellation goes on."""
+    try:
         if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_GRACE_SECONDS)
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
                 process.kill()
-                await process.wait()
+            await asyncio.shield(process.wait())
 
 
 def reconciler_service(

@@ -37,6 +37,7 @@ from reconciler.simulator import (
     WebhookFaults,
     WebhookRetry,
 )
+from tests import process_guard
 from tests.processes import ServiceProcess
 from tests.standins.postgrest import SERVICE_ROLE_KEY
 from tests.standins.supabase import SupabaseStandIn, running_supabase
@@ -133,18 +134,26 @@ def _simulator_config(seed: int) -> SimulatorConfig:
 
 
 class Replicas:
-    """Two service processes on fixed ports, so webhook URLs stay valid across restarts."""
+    """Two service processes on fixed ports, so webhook URLs stay valid across restarts.
+
+    Every process is in `self.processes` from the moment it is spawned (a replacement too,
+    before it is ready), so `stop()` stops whatever exists, even in the middle of a restart;
+    a restart that is still waiting to spawn when `stop()` runs spawns nothing."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self._env = env
         self.processes = [ServiceProcess(dict(env)), ServiceProcess(dict(env))]
         self.kills = 0
+        self._stopped = False
 
     def webhook_url(self, index: int) -> str:
         return f"{self.processes[index].url}/webhooks/runware?token={WEBHOOK_SECRET}"
 
     async def start(self) -> None:
-        await asyncio.gather(*(p.start() for p in self.processes))
+        # A TaskGroup: if one fails to start, the other's start is cancelled (and kills it).
+        async with asyncio.TaskGroup() as group:
+            for process in self.processes:
+                group.create_task(process.start())
 
     async def kill_and_restart(self, index: int, down_seconds: float) -> None:
         victim = self.processes[index]
@@ -152,9 +161,15 @@ class Replicas:
         await victim.wait(timeout=10)
         self.kills += 1
         await asyncio.sleep(down_seconds)
-        self.processes[index] = await ServiceProcess(dict(self._env), port=victim.port).start()
+        if self._stopped:
+            return
+        replacement = ServiceProcess(dict(self._env), port=victim.port)
+        self.processes[index] = replacement  # owned before it exists: see the class docstring
+        await replacement.start()
 
     async def stop(self) -> None:
+        self._stopped = True
+        # Each stop kills before its first await and cannot fail half-way; all of them run.
         await asyncio.gather(*(p.stop() for p in self.processes))
 
 
@@ -183,8 +198,11 @@ async def _app(
                 job,
             )
 
-    async with RunwareClient(simulator.url, simulator.config.api_key, max_retries=8) as runware:
-        tasks = []
+    # A TaskGroup: a failed or cancelled run leaves no submit running behind it.
+    async with (
+        RunwareClient(simulator.url, simulator.config.api_key, max_retries=8) as runware,
+        asyncio.TaskGroup() as submits,
+    ):
         for n in range(plan.jobs):
             if len(projects) < plan.projects and (not projects or rng.random() < 0.3):
                 project = uuid4()
@@ -192,11 +210,8 @@ async def _app(
                     "insert into public.projects (id, clips) values ($1, '{}')", project
                 )
                 projects.append(project)
-            tasks.append(
-                asyncio.create_task(submit_one(runware, rng.choice(projects), str(uuid4()), n % 2))
-            )
+            submits.create_task(submit_one(runware, rng.choice(projects), str(uuid4()), n % 2))
             await asyncio.sleep(interval)
-        await asyncio.gather(*tasks)
 
 
 async def _chaos(
@@ -238,8 +253,11 @@ async def _compare(pool: asyncpg.Pool, simulator: RunwareSimulator) -> tuple[int
 
 @contextlib.asynccontextmanager
 async def _database() -> AsyncIterator[str]:
-    postgres = await asyncio.to_thread(LocalPostgres().start)
+    postgres = LocalPostgres()
     try:
+        # Cancelled while starting, `postgres.stop` (below) waits for the start to finish, then
+        # stops it: the cluster is ours from before it is started.
+        await asyncio.to_thread(postgres.start)
         url = postgres.dsn()
         await apply_baseline(url)
         await apply_migrations(url)
@@ -266,6 +284,7 @@ async def run_soak(plan: SoakPlan, log: bool = True) -> SoakReport:
     ):
         replicas = Replicas(_service_env(supabase, simulator))
         pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+        chaos: asyncio.Task[int] | None = None
         try:
             await replicas.start()
             say(
@@ -305,8 +324,14 @@ async def run_soak(plan: SoakPlan, log: bool = True) -> SoakReport:
                 runware_requests=counters.requests_total,
             )
         finally:
-            await pool.close()
+            if chaos is not None:
+                # Done already, unless the run failed or was cancelled: no restart outlives it.
+                chaos.cancel()
+                await asyncio.wait([chaos])
+                if not chaos.cancelled():
+                    chaos.exception()  # retrieved: the run's own error is the one to report
             await replicas.stop()
+            await pool.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         kill_every_seconds=args.kill_every,
     )
+    return process_guard.run_guarded(lambda: _run(plan), "python -m bench.soak")
+
+
+def _run(plan: SoakPlan) -> int:
     report = asyncio.run(run_soak(plan))
     print(json.dumps(asdict(report), indent=2))
     print(

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +67,9 @@ class LocalPostgres:
         self._data = self._root / "data"
         self._log = self._root / "postgres.log"
         self._running = False
+        # Held by start() and stop(): a stop during a start (from another thread, as when an
+        # `asyncio.to_thread(pg.start)` is cancelled) waits for the start, then stops it.
+        self._lock = threading.Lock()
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
@@ -84,6 +88,17 @@ class LocalPostgres:
             )
 
     def start(self) -> LocalPostgres:
+        """Create (first time) and start the cluster. A start that fails half-way stops
+        whatever it started and removes its directory before raising."""
+        with self._lock:
+            try:
+                self._start()
+            except BaseException:
+                self._stop()
+                raise
+        return self
+
+    def _start(self) -> None:
         if os.geteuid() == 0:
             # The postgres user must own (and be able to reach) everything it writes.
             self._root.chmod(0o755)
@@ -104,6 +119,9 @@ class LocalPostgres:
             )
         self.port = self.port or free_port()
         options = " ".join(f"-c {k}={v!s}" if v else f"-c {k}=''" for k, v in self._settings())
+        # Set before pg_ctl runs: if it fails (a -t timeout, say) the server may be up
+        # regardless, and stop() must stop it. Not when a server (not ours) holds the directory.
+        self._running = not (self._data / "postmaster.pid").exists()
         self._checked(
             [
                 find_pg_binary("pg_ctl"),
@@ -120,12 +138,15 @@ class LocalPostgres:
             ]
         )
         self._running = True
-        return self
 
     def _settings(self) -> list[tuple[str, str]]:
         return [("port", str(self.port)), *_FAST_SETTINGS.items()]
 
     def stop(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         if self._running:
             self._run_as_owner(
                 [find_pg_binary("pg_ctl"), "-D", str(self._data), "-m", "immediate", "-w", "stop"]

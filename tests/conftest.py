@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,11 +20,39 @@ from reconciler.simulator import RunwareSimulator, SimulatorConfig, WebhookRetry
 from reconciler.store.functions import FunctionStore
 from reconciler.store.postgres import connect_postgres_store
 from reconciler.store.supabase import connect_supabase_store
+from tests import process_guard
 from tests.databases import PgCluster
 from tests.standins.postgrest import SERVICE_ROLE_KEY, PostgrestStandIn
 
 ADMIN_TOKEN = "test-admin-token"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Orphans of processes the suite starts are reparented to it, so the guard below finds
+    # them (a `pg_ctl start`'s postmaster, the children of a killed wrapper).
+    process_guard.become_subreaper()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
+    """No process started by the suite outlives it: once every fixture is torn down (the
+    session's PostgreSQL included), a process still running below pytest fails the run, is
+    named with its command line, and is killed."""
+    result = yield
+    leaked = process_guard.kill_leftovers()
+    if leaked:
+        message = process_guard.describe(leaked, "the test session")
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_sep("=", "processes outlived the test session", red=True)
+            reporter.write_line(message)
+        else:
+            print(message, file=sys.stderr, flush=True)
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return result
 
 
 @pytest.fixture(scope="session")

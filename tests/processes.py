@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> ServiceProcess:
+        """Spawn and wait until /readyz answers 200. If that fails or is cancelled, the process
+        is killed before the error propagates: it never outlives a start that did not finish."""
+        assert self.process is None or self.process.returncode is not None, "already running"
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -40,10 +44,17 @@ class ServiceProcess:
             stdout=asyncio.subprocess.PIPE if self.capture_output else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.STDOUT if self.capture_output else asyncio.subprocess.DEVNULL,
         )
-        await wait_until(self._ready, timeout=30)
+        try:
+            await wait_until(self._ready, timeout=30)
+        except BaseException:
+            await _shielded_kill(self.process)
+            raise
         return self
 
     async def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.returncode is not None:
+            raise RuntimeError(f"`reconciler serve` exited with {self.process.returncode}")
         try:
             async with httpx.AsyncClient(timeout=2) as client:
                 return (await client.get(f"{self.url}/readyz")).status_code == 200
@@ -73,6 +84,14 @@ class ServiceProcess:
         return output.decode()
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
+        if self.process is not None:
+            await _shielded_kill(self.process)
+
+
+async def _shielded_kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL and reap. The signal goes out before any await, so even a cancelled caller
+    leaves no process behind; the wait for the exit status is shielded from cancellation."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    await asyncio.shield(process.wait())
