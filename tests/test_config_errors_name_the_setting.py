@@ -81,6 +81,28 @@ def test_supabase_settings() -> None:
         ({**BASE, "RECONCILER_INSECURE_WEBHOOKS": "maybe"}, "RECONCILER_INSECURE_WEBHOOKS"),
         ({**BASE, "RECONCILER_WEBHOOK_VERIFY": "always"}, "RECONCILER_WEBHOOK_VERIFY"),
         ({**BASE, "RECONCILER_WEBHOOK_MAX_BYTES": "0"}, "RECONCILER_WEBHOOK_MAX_BYTES"),
+        ({**BASE, "RECONCILER_WEBHOOK_MAX_TASKS": "0"}, "RECONCILER_WEBHOOK_MAX_TASKS"),
+        (
+            {**BASE, "RECONCILER_SERVICE_CHECK_RATE_PER_MINUTE": "-1"},
+            "RECONCILER_SERVICE_CHECK_RATE_PER_MINUTE",
+        ),
+        (
+            {**BASE, "RECONCILER_SERVICE_CHECK_RATE_BURST": "0"},
+            "RECONCILER_SERVICE_CHECK_RATE_BURST",
+        ),
+        (
+            {**BASE, "RECONCILER_JWKS_MIN_REFETCH_SECONDS": "often"},
+            "RECONCILER_JWKS_MIN_REFETCH_SECONDS",
+        ),
+        ({**BASE, "RECONCILER_JWT_LEEWAY_SECONDS": "-5"}, "RECONCILER_JWT_LEEWAY_SECONDS"),
+        (
+            {**BASE, "RECONCILER_ALLOWED_URL_HOSTS": "user@vm.runware.ai"},
+            "RECONCILER_ALLOWED_URL_HOSTS",
+        ),
+        (
+            {**BASE, "RECONCILER_ALLOWED_URL_HOSTS": "vm.runware.ai/videos"},
+            "RECONCILER_ALLOWED_URL_HOSTS",
+        ),
     ],
 )
 def test_bad_setting_is_named(env: dict[str, str], name: str) -> None:
@@ -96,6 +118,33 @@ def test_cli_prints_one_line_and_exits_2() -> None:
     assert done.stderr.strip().splitlines() == [
         "error: RECONCILER_BATCH_SIZE: expected a whole number, got 'lots'"
     ]
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        # `openssl rand -base64 32`: `+` arrives as a space in the query string, `/` and `=`
+        # are mangled by some senders, so every webhook would get 401.
+        "q1XbUw+Zr3ZkXK2pS/9lYtZs0Hc3b8y4H1rQm7e2vJk=",
+        "0123456789abcdef0123456789abcde",  # 31 characters
+        "0123456789abcdef 0123456789abcdef",
+        "0123456789abcdef%200123456789abcdef",
+    ],
+    ids=["base64", "too-short", "space", "percent"],
+)
+def test_webhook_secrets_that_do_not_survive_a_url_are_refused_in_one_line(secret: str) -> None:
+    done = run_reconciler({**BASE, "RUNWARE_WEBHOOK_SECRET": secret}, "serve")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: RUNWARE_WEBHOOK_SECRET: ")
+    assert "A-Z a-z 0-9 . _ ~ -" in lines[0]
+    assert secret.split()[0] not in done.stderr  # a refused secret is still a secret
+
+
+def test_url_safe_secrets_of_32_characters_are_accepted() -> None:
+    secret = "Az09._~-" * 4
+    assert load_settings({**BASE, "RUNWARE_WEBHOOK_SECRET": secret}).webhook_secrets == (secret,)
 
 
 def test_cli_check_rejects_a_bad_project_id() -> None:
