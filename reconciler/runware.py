@@ -79,7 +79,7 @@ def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
 def _parse_body(response: httpx.Response) -> Envelope | None:
     try:
         body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     return Envelope.parse(body)
 

@@ -134,7 +134,16 @@ async def open_services(
         trusted_tokens=settings.caller_tokens,
         issuer=settings.jwt_issuer,
         jwt_secret=settings.supabase_jwt_secret,
-        jwks=JwksCache(settings.jwks_url, auth_http) if settings.jwks_url else None,
+        jwks=(
+            JwksCache(
+                settings.jwks_url,
+                auth_http,
+                min_refetch_seconds=settings.jwks_min_refetch_seconds,
+            )
+            if settings.jwks_url
+            else None
+        ),
+        leeway_seconds=settings.jwt_leeway_seconds,
     )
     rate_limit = KeyedRateLimiter(settings.check_rate_per_minute, settings.check_rate_burst)
     service_rate_limit = (

@@ -43,6 +43,9 @@ async def _read_check_request(request: Request) -> CheckRequest | JSONResponse:
         payload = json.loads(body)
     except ValueError:
         return failure(400, 'Request body must be JSON: {"project_id": "<uuid>"}')
+    except RecursionError:
+        # Deeper than the JSON decoder's recursion limit (about 1000 levels): no request needs it.
+        return failure(400, "Request body is nested too deeply")
     if not isinstance(payload, dict) or payload.get("project_id") in (None, ""):
         return failure(400, "project_id is required")
     try:

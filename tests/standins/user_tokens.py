@@ -34,15 +34,21 @@ class UserTokens:
         aud: str = "authenticated",
         iss: str | None = None,
         foreign_key: bool = False,
+        kid: str | None = None,
+        issued_in: float = 0,
+        not_before_in: float | None = None,
     ) -> str:
+        """`issued_in`, `not_before_in`: `iat`, `nbf` moved from now, as by a skewed clock."""
         now = int(time.time())
         claims = {
             "sub": sub,
             "aud": aud,
             "iss": iss or self.issuer,
             "role": "authenticated",
-            "iat": now,
+            "iat": int(now + issued_in),
             "exp": int(now + expires_in),
         }
+        if not_before_in is not None:
+            claims["nbf"] = int(now + not_before_in)
         key = _new_key() if foreign_key else self._key
-        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": self.kid})
+        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid or self.kid})
