@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from bench import w1_check, w2_ingest, w3_convergence, w4_memory
+from bench import w1_check, w2_ingest, w3_convergence, w4_memory, w5_webhook_parse
 from bench.context import BenchContext
 from bench.database import BenchDatabases
 from bench.report import Outcome, render
@@ -31,6 +31,7 @@ WORKLOADS: dict[str, Workload] = {
     "W2": w2_ingest.run,
     "W3": w3_convergence.run,
     "W4": w4_memory.run,
+    "W5": w5_webhook_parse.run,
 }
 T = TypeVar("T")
 

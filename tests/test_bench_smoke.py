@@ -33,13 +33,14 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     for heading in ("clip-reconciler bench", "W1 check", "W2 webhook ingest", "W3 convergence"):
         assert heading in done.stdout
     assert "W4 memory" in done.stdout
+    assert "W5 webhook parse" in done.stdout
     results = json.loads(output.read_text())
     assert results["quick"] is True
     assert {"cpu_count", "python_version", "postgres_version", "platform"} <= set(
         results["machine"]
     )
     workloads = results["workloads"]
-    assert set(workloads) == {"W1", "W2", "W3", "W4"}
+    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5"}
     for workload in workloads.values():
         assert {"params", "figures", "ratios", "targets"} <= set(workload)
         assert "met" in workload["targets"]

@@ -111,7 +111,8 @@ async def test_invoke_with_an_expired_token_is_401(
     url, tokens = browser_world
     project = await _own_project(db, simulator)
 
-    result = await _node(url, ANON_KEY, tokens.mint(USER, expires_in=-5), str(project))
+    # Expired well beyond the clock-skew leeway (RECONCILER_JWT_LEEWAY_SECONDS, 30 s).
+    result = await _node(url, ANON_KEY, tokens.mint(USER, expires_in=-120), str(project))
 
     assert result["error"] == "FunctionsHttpError"
     assert result["status"] == 401
