@@ -40,8 +40,8 @@ async def test_leases_are_renewed_while_runware_is_slow(
             async def first_lease_would_have_expired() -> bool:
                 return bool(await db.fetchval("select now() > $1", first_expiry))
 
-            await wait_until(renewed, timeout=10)
-            await wait_until(first_lease_would_have_expired, timeout=10)
+            await wait_until(renewed)
+            await wait_until(first_lease_would_have_expired)
             # Past the original expiry, the job is still not claimable by anyone else.
             assert await other.claim_due_jobs("other-replica", 10, 30) == []
             owner = await db.fetchval(

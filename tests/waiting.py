@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 async def wait_until(
     predicate: Callable[[], bool | Awaitable[bool]],
     # A `timeout` argument (not asyncio.timeout around the call) keeps call sites one line.
-    timeout: float = 10.0,  # noqa: ASYNC109
+    # Generous: the deadline only bounds a failure, a condition met early returns early, and a
+    # loaded CI machine can take several seconds for what takes milliseconds here.
+    timeout: float = 30.0,  # noqa: ASYNC109
     interval: float = 0.01,
 ) -> None:
     """Return as soon as `predicate()` is true; fail with TimeoutError after `timeout` seconds.
