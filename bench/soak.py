@@ -156,6 +156,8 @@ class Replicas:
                 group.create_task(process.start())
 
     async def kill_and_restart(self, index: int, down_seconds: float) -> None:
+        if self._stopped:
+            return
         victim = self.processes[index]
         victim.kill()
         await victim.wait(timeout=10)
@@ -165,7 +167,12 @@ class Replicas:
             return
         replacement = ServiceProcess(dict(self._env), port=victim.port)
         self.processes[index] = replacement  # owned before it exists: see the class docstring
-        await replacement.start()
+        try:
+            await replacement.start()
+        except Exception:
+            if not self._stopped:
+                raise
+            # stop() killed it while it was starting: there is nothing left to restart.
 
     async def stop(self) -> None:
         self._stopped = True

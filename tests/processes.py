@@ -22,6 +22,8 @@ class ServiceProcess:
     process: asyncio.subprocess.Process | None = None
     # True: keep everything the process prints (stdout and stderr), for `stop_and_read`.
     capture_output: bool = False
+    # Set by stop(): a start() still spawning at that moment kills what it spawned.
+    _stopped: bool = field(default=False, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -31,6 +33,7 @@ class ServiceProcess:
         """Spawn and wait until /readyz answers 200. If that fails or is cancelled, the process
         is killed before the error propagates: it never outlives a start that did not finish."""
         assert self.process is None or self.process.returncode is not None, "already running"
+        self._stopped = False
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -45,6 +48,8 @@ class ServiceProcess:
             stderr=asyncio.subprocess.STDOUT if self.capture_output else asyncio.subprocess.DEVNULL,
         )
         try:
+            if self._stopped:
+                raise RuntimeError("stopped while starting")
             await wait_until(self._ready, timeout=30)
         except BaseException:
             await _shielded_kill(self.process)
@@ -84,6 +89,7 @@ class ServiceProcess:
         return output.decode()
 
     async def stop(self) -> None:
+        self._stopped = True
         if self.process is not None:
             await _shielded_kill(self.process)
 
