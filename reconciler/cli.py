@@ -6,25 +6,49 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from rich.console import Console
 
 from reconciler.cli_output import render_check
 from reconciler.config import ConfigError, Settings, load_settings
-from reconciler.observability.logs import configure_logging
+from reconciler.observability.logs import configure_logging, escape_unsafe
+from reconciler.redaction import Redactor
 
 EXIT_CONFIG = 2
+
+log = logging.getLogger("reconciler.cli")
 
 
 def _settings(*, serving: bool) -> Settings:
     settings = load_settings(os.environ, serving=serving)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
     return settings
+
+
+def _known_secrets() -> tuple[str, ...]:
+    """What must not be printed: every configured secret when the settings load, else at least
+    the DATABASE_URL password (`migrate` needs nothing else)."""
+    try:
+        return load_settings(os.environ, serving=False).secrets
+    except ConfigError:
+        try:
+            password = urlsplit(os.environ.get("DATABASE_URL", "").strip()).password
+        except ValueError:  # a malformed port; the config error masks the whole URL then
+            return ()
+        return (password,) if password else ()
+
+
+def _print_error(message: str) -> None:
+    """One line on stderr, secrets and URL passwords masked: errors carry what libraries put in
+    them (a DSN, a header), and terminals, CI logs and bug reports keep it."""
+    print(f"error: {escape_unsafe(Redactor(_known_secrets())(message))}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -68,7 +92,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"error: project {project_id} not found", file=sys.stderr)
         return 1
     except StoreUnavailable as error:
-        print(f"error: database unavailable: {error}", file=sys.stderr)
+        _print_error(f"database unavailable: {error}")
         return 1
     if args.json:
         print(json.dumps(response, indent=2))
@@ -176,8 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _print_error(str(error))
         return EXIT_CONFIG
+    except Exception as error:
+        # Not a traceback: it would print whatever the error holds, unmasked (e.g. a DATABASE_URL
+        # that passes the settings check but not the driver's parser). Commands that load the
+        # settings still log it, redacted, with RECONCILER_LOG_LEVEL=debug.
+        log.debug("%s failed", args.command, exc_info=True)
+        _print_error(f"{type(error).__name__}: {error}")
+        return 1
     return code
 
 

@@ -26,6 +26,7 @@ from reconciler.cli_output import render_check
 from reconciler.config import load_settings
 from reconciler.localpg import LocalPostgres
 from reconciler.migrations import apply_baseline, apply_migrations
+from reconciler.redaction import mask_url_password
 from reconciler.runware import RunwareClient
 from reconciler.serving import serve
 from reconciler.simulator import (
@@ -79,7 +80,10 @@ async def demo_stack(console: Console) -> AsyncIterator[DemoStack]:
         database_url = postgres.dsn()
         await apply_baseline(database_url)
         applied = await apply_migrations(database_url)
-        console.print(f"[green]✓[/] PostgreSQL on {database_url} — migrated: {', '.join(applied)}")
+        # The throw-away cluster trusts loopback (no password today), but no URL is printed
+        # unmasked, here as anywhere.
+        shown = mask_url_password(database_url)
+        console.print(f"[green]✓[/] PostgreSQL on {shown} — migrated: {', '.join(applied)}")
         config = SimulatorConfig(
             seed=2026,
             jobs=JobDefaults(seconds=2.0, seconds_jitter=4.0),

@@ -52,6 +52,8 @@ class AccessLog:
                     if status < 400 and scope["path"] in _QUIET_PATHS
                     else logging.INFO
                 )
+                # The path is decoded and the caller's: `%0A` in it is a real line feed. The
+                # formatters escape it (observability/logs.py), as everything a caller controls.
                 log.log(
                     level,
                     "%s %s %d %.1fms",

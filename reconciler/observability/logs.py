@@ -1,75 +1,139 @@
 """Logging set-up, in one place: `console` lines for people, `json` lines for log pipelines.
 
-Both formats carry the request/job/project context (observability.context). The webhook
-token never reaches a log: it travels in the query string, which no log line includes
-(http/access_log.py), and uvicorn's own access log is off.
+Both formats carry the request/job/project context (observability.context). The formatters
+are the last stop before a line is written, for every logger (ours, uvicorn's, websockets',
+httpx's), so two guarantees live here:
+
+- No secret is written: the rendered message, exception text and context values go through a
+  `Redactor` (reconciler/redaction.py) that knows the configured secrets. (The webhook token
+  also stays out by construction: the access log leaves query strings out.)
+- No caller can forge a line: paths, job ids and the like end up in messages and context, so
+  line breaks and other control characters are escaped — in the console format by writing them
+  as `\\n`, `\\x1b`…; in the JSON format json.dumps escapes most, and the few it leaves raw
+  that line splitters still break on (U+2028, U+0085…) are written as `\\uXXXX` escapes, which
+  decode to the same string.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
 
 from reconciler.config import LogFormat
 from reconciler.observability.context import current_context
+from reconciler.redaction import Redactor
 
-_CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _HANDLER_NAME = "reconciler"
+
+# C0 and C1 controls (line feeds, carriage returns, terminal escapes…), Unicode line and
+# paragraph separators, and the invisible format characters that reorder or hide text.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_unsafe(text: str) -> str:
+    """`text` on one line, every control or invisible character written as an escape."""
+    return _UNSAFE.sub(_escape_char, text) if _UNSAFE.search(text) else text
+
+
+def _json_escape_unsafe(line: str) -> str:
+    """JSON escapes for what json.dumps(ensure_ascii=False) leaves raw (it already escapes
+    everything below U+0020): the same value, but no line splitter can cut it."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line) if _UNSAFE.search(line) else line
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, logger, message, and the context fields."""
 
+    def __init__(self, redact: Redactor | None = None) -> None:
+        super().__init__()
+        self._redact = redact if redact is not None else Redactor()
+
     def format(self, record: logging.LogRecord) -> str:
+        redact = self._redact
         line: dict[str, object] = {
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
                 timespec="milliseconds"
             ),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
-            **current_context(),
+            "message": redact(record.getMessage()),
+            **{name: redact(value) for name, value in current_context().items()},
         }
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
-        # default=str: a message argument is already rendered, but context values need not be.
-        return json.dumps(line, ensure_ascii=False, default=str)
+            line["stack"] = redact(self.formatStack(record.stack_info))
+        return _json_escape_unsafe(json.dumps(line, ensure_ascii=False))
 
 
 class ConsoleFormatter(logging.Formatter):
-    """The classic one-line format, with the context fields appended as key=value."""
+    """`<time> <LEVEL> <logger> <message> [context]`, one line per record; a traceback follows
+    on lines of its own, each indented, so that every line starting in the first column is the
+    start of a record and nothing a caller sends can pose as one."""
 
-    def __init__(self) -> None:
-        super().__init__(_CONSOLE_FORMAT)
+    def __init__(self, redact: Redactor | None = None) -> None:
+        super().__init__()
+        self._redact = redact if redact is not None else Redactor()
+
+    def _clean(self, text: str) -> str:
+        return escape_unsafe(self._redact(text))
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        line = (
+            f"{self.formatTime(record)} {record.levelname} {record.name} "
+            f"{self._clean(record.getMessage())}"
+        )
         context = current_context()
-        if not context:
-            return text
-        suffix = " ".join(f"{name}={value}" for name, value in context.items())
-        first, newline, rest = text.partition("\n")  # keep tracebacks below the fields
-        return f"{first} [{suffix}]{newline}{rest}"
+        if context:
+            fields = " ".join(f"{name}={self._clean(value)}" for name, value in context.items())
+            line = f"{line} [{fields}]"
+        blocks: list[str] = []
+        if record.exc_info:
+            blocks.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            blocks.append(self.formatStack(record.stack_info))
+        for block in blocks:
+            for block_line in self._redact(block).split("\n"):
+                if block_line:
+                    line += "\n" + _indented(escape_unsafe(block_line))
+        return line
 
 
-def formatter_for(log_format: LogFormat) -> logging.Formatter:
-    return JsonFormatter() if log_format == "json" else ConsoleFormatter()
+def _indented(line: str) -> str:
+    return line if line.startswith(" ") else f"  {line}"
 
 
-def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None = None) -> None:
-    """Route every logger (uvicorn's too: `serve` passes it no config) to one handler.
+def formatter_for(log_format: LogFormat, secrets: Iterable[str] = ()) -> logging.Formatter:
+    redact = Redactor(secrets)
+    return JsonFormatter(redact) if log_format == "json" else ConsoleFormatter(redact)
+
+
+def configure_logging(
+    level: str, log_format: LogFormat, stream: TextIO | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """Route every logger (uvicorn's too: `serve` passes it no config) to one handler, whose
+    formatter masks `secrets` (Settings.secrets) and every credential pattern it knows.
 
     Calling it again replaces the handler it installed before; handlers installed by others
     (pytest's capture, an embedding program's) are left alone.
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(formatter_for(log_format))
+    handler.setFormatter(formatter_for(log_format, secrets))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
