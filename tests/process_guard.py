@@ -98,11 +98,27 @@ def descendants(root: int | None = None) -> list[LiveProcess]:
     return alive
 
 
-def kill(processes: list[LiveProcess]) -> None:
-    """SIGKILL each (already gone is fine)."""
+def kill(processes: list[LiveProcess], timeout: float = 5.0) -> None:
+    """SIGKILL each (already gone is fine) and wait up to `timeout` seconds until none lives."""
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(is_alive(p.pid) for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def reap_exited_children() -> None:
+    """Collect exited children nobody waits for: as a subreaper this process adopts orphans,
+    and their zombies would otherwise outlast it. Only once nothing else waits for this
+    process's children (at the very end of a run)."""
+    if not _PROC.is_dir():
+        return
+    me = os.getpid()
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit() and _parent_and_state(int(entry.name)) == (me, "Z"):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), os.WNOHANG)
 
 
 def leftovers(
@@ -123,9 +139,10 @@ def leftovers(
 def kill_leftovers(
     grace_seconds: float = 5.0, ignore: Callable[[LiveProcess], bool] = lambda _: False
 ) -> list[LiveProcess]:
-    """`leftovers()`, SIGKILLed; returns what was killed."""
+    """`leftovers()`, SIGKILLed, and every exited child reaped; returns what was killed."""
     found = leftovers(grace_seconds, ignore)
     kill(found)
+    reap_exited_children()
     return found
 
 
