@@ -9,6 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 import asyncpg
+import httpx
 import pytest
 
 from reconciler.localpg import free_port
@@ -55,6 +56,8 @@ async def test_failed_checks_past_the_give_up_age_keep_the_clip_pending(
         # Two rounds, each past the give-up age, each without an answer from Runware.
         await wait_until(lambda: running.engine.stats.check_failures >= 2, timeout=60)
         metrics = await scrape(running.url)
+        async with httpx.AsyncClient(timeout=30) as client:
+            readyz = await client.get(f"{running.url}/readyz")
         clips = await clips_of(db, project)
         trouble_shown = running.engine.check_trouble
         row = await db.fetchrow(
@@ -71,6 +74,8 @@ async def test_failed_checks_past_the_give_up_age_keep_the_clip_pending(
     assert trouble_shown is not None
     assert running.engine.stats.gave_up == 0
     assert metrics.get("reconciler_runware_checks_failing") == 1
+    assert readyz.status_code == 200  # webhooks still land: no reason to leave the balancer
+    assert readyz.json()["runware"] == "failing"
     assert metrics.get("reconciler_check_failures_total") >= 2
     assert row is not None
     assert row["outcome"] is None

@@ -39,5 +39,9 @@ async def readyz(request: Request) -> Response:
     if feed_state is not None:
         body["feed"] = feed_state  # starting, subscribed, reconnecting or stopped
         ready = ready and feed_state == "subscribed"
+    if services.engine is not None:
+        # Shown, but not a reason to be unready: this replica still takes webhooks (which need
+        # no Runware), and taking it out of the load balancer would lose them.
+        body["runware"] = "failing" if services.engine.check_trouble is not None else "ok"
     body["status"] = "ready" if ready else "unavailable"
     return JSONResponse(body, status_code=200 if ready else 503)
