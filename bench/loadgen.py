@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # A connection that broke or answered something unreadable; counted, then reopened.
 _BROKEN = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
@@ -30,6 +31,17 @@ class LoadResult:
     @property
     def throughput(self) -> float:
         return self.requests / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+async def run_workers(worker: Callable[[], Coroutine[Any, Any, None]], count: int) -> None:
+    """Run `count` copies of `worker` at once until all are done.
+
+    A TaskGroup, not `gather`: when one fails the others are cancelled (each closes its
+    connection) before the failure is raised, in an ExceptionGroup, instead of running on,
+    unowned, behind it. Likewise when the caller is cancelled."""
+    async with asyncio.TaskGroup() as group:
+        for _ in range(count):
+            group.create_task(worker())
 
 
 def post_request(host: str, port: int, path: str, body: bytes) -> bytes:
@@ -103,6 +115,6 @@ async def run_load(host: str, port: int, requests: Sequence[bytes], concurrency:
             connection.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await run_workers(worker, concurrency)
     result.wall_seconds = time.perf_counter() - started
     return result

@@ -11,7 +11,6 @@ median over rounds, latency percentiles are over every request of every round.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -23,7 +22,7 @@ import asyncpg
 from bench.context import WEBHOOK_SECRET, BenchContext
 from bench.cpu import postgres_cpu_seconds, process_cpu_seconds
 from bench.database import insert_projects, new_job_ids, pending_clips
-from bench.loadgen import LoadResult, post_request, run_load
+from bench.loadgen import LoadResult, post_request, run_load, run_workers
 from bench.processes import ServerProcess, bare_endpoint, reconciler_service
 from bench.report import Outcome, Row, fmt
 from bench.stats import median, percentile, ratio, rounded
@@ -183,7 +182,7 @@ async def _driver_run(dsn: str, jobs: list[str], warmup: int, connections: int) 
                     result.statuses[200] += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        await run_workers(worker, connections)
         result.wall_seconds = time.perf_counter() - started
 
     async with asyncpg.create_pool(dsn, min_size=connections, max_size=connections) as pool:

@@ -71,12 +71,31 @@ def _service_env(database_url: str, simulator: RunwareSimulator) -> dict[str, st
     }
 
 
+async def _start_postgres(postgres: LocalPostgres) -> None:
+    """`postgres.start()` in a thread, finished even if we are cancelled meanwhile.
+
+    A start cannot be interrupted half-way. Cancelled, this waits for the start to end before
+    re-raising, so that the caller's `stop()` comes after it: a stop that won the race for
+    the cluster's lock would find nothing to stop, and the start would then leave a cluster
+    that nobody owns."""
+    starting = asyncio.ensure_future(asyncio.to_thread(postgres.start))
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        await asyncio.wait([starting])
+        if not starting.cancelled():
+            starting.exception()  # retrieved: the cancellation is what goes on
+        raise
+
+
 @contextlib.asynccontextmanager
 async def demo_stack(console: Console) -> AsyncIterator[DemoStack]:
     """PostgreSQL, simulator and service, torn down in reverse order on exit."""
-    with console.status("Starting a throw-away PostgreSQL…"):
-        postgres = await asyncio.to_thread(LocalPostgres().start)
+    # Ours before it starts: cancelled during the start (Ctrl-C), the `finally` stops it.
+    postgres = LocalPostgres()
     try:
+        with console.status("Starting a throw-away PostgreSQL…"):
+            await _start_postgres(postgres)
         database_url = postgres.dsn()
         await apply_baseline(database_url)
         applied = await apply_migrations(database_url)

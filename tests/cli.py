@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 
 _SETTING_PREFIXES = ("SUPABASE", "DATABASE", "RUNWARE", "RECONCILER")
+# After the kill, how long to read what is left of the output: the whole group is dead then,
+# so only a process that left it (setsid) could still hold the pipes open.
+_DRAIN_SECONDS = 10.0
 
 
 def clean_environment(settings: dict[str, str]) -> dict[str, str]:
@@ -16,13 +21,53 @@ def clean_environment(settings: dict[str, str]) -> dict[str, str]:
 
 
 def run_reconciler(
-    settings: dict[str, str], *args: str, columns: int = 200
+    settings: dict[str, str], *args: str, columns: int = 200, timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """Run the command to its end; past `timeout` seconds it is killed with everything it
+    started, and `subprocess.TimeoutExpired` is raised."""
+    process = start_command(
         [sys.executable, "-m", "reconciler", *args],
-        env=clean_environment(settings | {"COLUMNS": str(columns)}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        clean_environment(settings | {"COLUMNS": str(columns)}),
     )
+    return finish_command(process, timeout)
+
+
+def start_command(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `argv` in a session (and process group) of its own, for `finish_command`."""
+    return subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish_command(
+    process: subprocess.Popen[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Wait for a `start_command` process and collect its output. On timeout (or any other
+    interruption) its whole process group is killed, not only the process itself: what it
+    started (a PostgreSQL, a server) dies with it instead of outliving the test, and no
+    grandchild holds the output pipes open so that reading them would never end."""
+    with process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except BaseException as error:
+            _kill_group(process)
+            if isinstance(error, subprocess.TimeoutExpired):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    # str in text mode, as subprocess.run sets them (typeshed says bytes).
+                    output = process.communicate(timeout=_DRAIN_SECONDS)
+                    error.stdout, error.stderr = output  # type: ignore[assignment]
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    # The group id is the process's pid (start_new_session); a pid is not reused while a
+    # group of that id still has a member.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

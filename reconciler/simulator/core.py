@@ -77,6 +77,9 @@ class RunwareSimulator:
     ) -> None:
         stack, self._stack = self._stack, None
         self._base_url = None
+        # Requests held in service (`hold_requests`) are answered: the server's shutdown waits
+        # for the requests in flight, and nobody would release these any more.
+        self.release_requests()
         if stack is not None:
             await stack.aclose()
 
@@ -102,11 +105,17 @@ class RunwareSimulator:
         try:
             yield
         finally:
-            finisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await finisher
             sender, self._sender = self._sender, None
-            await sender.aclose()
+            finisher.cancel()
+            try:
+                # asyncio.wait, not `await finisher` in suppress(CancelledError): that would
+                # also swallow a cancellation of whoever is closing the simulator.
+                await asyncio.wait([finisher])
+                if not finisher.cancelled() and (error := finisher.exception()) is not None:
+                    raise error
+            finally:
+                # Even if the finisher failed or we are cancelled: no delivery outlives us.
+                await sender.aclose()
 
     @property
     def base_url(self) -> str:

@@ -71,12 +71,20 @@ class WebhookSender:
             await asyncio.wait(set(self._tasks))
 
     async def aclose(self) -> None:
-        tasks = self._tasks | self._hold_timers
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._held.clear()
-        await self._client.aclose()
+        """Stop every delivery and hold timer, then close the client (that too if we are
+        cancelled meanwhile: the deliveries, cancelled already, end on their own)."""
+        try:
+            # Until none is left, in case one started while the others were ending.
+            while tasks := {t for t in self._tasks | self._hold_timers if not t.done()}:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)
+                for task in tasks:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: a delivery's failure ends with it
+        finally:
+            self._held.clear()
+            await self._client.aclose()
 
     # --- One item -----------------------------------------------------------------------------
 

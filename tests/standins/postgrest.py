@@ -57,8 +57,10 @@ class PostgrestStandIn:
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            yield
-            await self._close()
+            try:
+                yield
+            finally:  # a server stopped by cancellation closes its pool too
+                await self._close()
 
         return Starlette(
             routes=[

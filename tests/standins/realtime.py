@@ -333,8 +333,9 @@ class RealtimeStandIn:
                 yield
             finally:
                 forwarder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await forwarder
+                # asyncio.wait: the forwarder's cancellation is expected, but a cancellation
+                # of whoever stops the stand-in must not be swallowed with it.
+                await asyncio.wait([forwarder])
         finally:
             await conn.close()
 
@@ -538,8 +539,11 @@ async def running_feed(feed: RealtimeFeed, hints: RecordingHints) -> AsyncIterat
         yield feed
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Not `await task` in suppress(CancelledError): that would also swallow a cancellation
+        # of the test itself. A feed that failed (rather than stopped) fails the test.
+        await asyncio.wait([task])
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
     assert feed.state == "stopped"
     assert list(realtime_tasks()) == []
 

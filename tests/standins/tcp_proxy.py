@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 
 class TcpProxy:
@@ -13,7 +14,7 @@ class TcpProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.up = True
         self.port = 0
 
@@ -25,6 +26,9 @@ class TcpProxy:
         writer.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Tracked like the pipes: a connection still being opened when the proxy stops is
+        # cancelled too, instead of starting its pipes after the clean-up.
+        self._track(asyncio.current_task())
         if not self.up:
             writer.close()
             return
@@ -33,11 +37,19 @@ class TcpProxy:
         except OSError:
             writer.close()
             return
+        except asyncio.CancelledError:
+            writer.close()
+            raise
+        if not self.up:  # cut while the upstream connection was being opened
+            writer.close()
+            upstream_writer.close()
+            return
         self._writers |= {writer, upstream_writer}
-        for task in (
-            asyncio.create_task(self._pipe(reader, upstream_writer)),
-            asyncio.create_task(self._pipe(upstream_reader, writer)),
-        ):
+        self._track(asyncio.create_task(self._pipe(reader, upstream_writer)))
+        self._track(asyncio.create_task(self._pipe(upstream_reader, writer)))
+
+    def _track(self, task: asyncio.Task[Any] | None) -> None:
+        if task is not None:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -61,6 +73,8 @@ class TcpProxy:
             self.cut()
             self._server.close()
             await self._server.wait_closed()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Until none is left: a connection being accepted may still start its pipes.
+            while tasks := {task for task in self._tasks if not task.done()}:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)
