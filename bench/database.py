@@ -112,6 +112,32 @@ class BenchDatabases:
                 await conn.close()
         return dsn
 
+    async def create_baseline(self, label: str) -> str:
+        """A fresh database with only the Supabase-shaped baseline (no migration): for
+        workloads that seed before migrating, or compare with a database we never touched."""
+        name = f"bench_{label}_{next(self._counter)}"
+        admin = await asyncpg.connect(self.server.dsn())
+        try:
+            await admin.execute(f"create database {name}")
+        finally:
+            await admin.close()
+        dsn = self.server.dsn(name)
+        await apply_baseline(dsn)
+        return dsn
+
+    async def clone(self, source_dsn: str, label: str) -> str:
+        """A byte-for-byte copy of another database (nobody may be connected to it): copies
+        start physically identical, so a comparison between them measures only what differs
+        afterwards. Returns the copy's DSN."""
+        source = source_dsn.rsplit("/", 1)[1]
+        name = f"bench_{label}_{next(self._counter)}"
+        admin = await asyncpg.connect(self.server.dsn())
+        try:
+            await admin.execute(f"create database {name} template {source}")
+        finally:
+            await admin.close()
+        return self.server.dsn(name)
+
     async def version(self) -> str:
         conn = await asyncpg.connect(self.server.dsn())
         try:

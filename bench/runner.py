@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from bench import w1_check, w2_ingest, w3_convergence, w4_memory, w5_webhook_parse
+from bench import (
+    w1_check,
+    w2_ingest,
+    w3_convergence,
+    w4_memory,
+    w5_webhook_parse,
+    w6_host_tax,
+    w7_sweep_cost,
+)
 from bench.context import BenchContext
 from bench.database import BenchDatabases
 from bench.report import Outcome, render
@@ -32,6 +40,8 @@ WORKLOADS: dict[str, Workload] = {
     "W3": w3_convergence.run,
     "W4": w4_memory.run,
     "W5": w5_webhook_parse.run,
+    "W6": w6_host_tax.run,
+    "W7": w7_sweep_cost.run,
 }
 T = TypeVar("T")
 

@@ -34,13 +34,15 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
         assert heading in done.stdout
     assert "W4 memory" in done.stdout
     assert "W5 webhook parse" in done.stdout
+    assert "W6 host tax" in done.stdout
+    assert "W7 sweep cost" in done.stdout
     results = json.loads(output.read_text())
     assert results["quick"] is True
     assert {"cpu_count", "python_version", "postgres_version", "platform"} <= set(
         results["machine"]
     )
     workloads = results["workloads"]
-    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5"}
+    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7"}
     for workload in workloads.values():
         assert {"params", "figures", "ratios", "targets"} <= set(workload)
         assert "met" in workload["targets"]
@@ -74,6 +76,22 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     w4 = workloads["W4"]
     assert {"small", "large", "rss_growth_mb"} <= set(w4["figures"])
     assert w4["figures"]["large"]["rss_mb"] > 0
+
+    w6 = workloads["W6"]
+    for kind in ("add", "edit"):
+        for variant in ("baseline", "before", "after"):
+            assert w6["figures"]["tps_median_of_rounds"][kind][variant] > 0
+    assert {"add_after_over_baseline", "edit_after_over_baseline"} <= set(w6["ratios"])
+    # One outbox row per pending clip the "after" database was given (8 pgbench clients, two
+    # measurements a round), none drained.
+    params = w6["params"]
+    adds = 8 * 2 * params["rounds"]["add"] * params["transactions_per_client"]["add"]
+    assert w6["figures"]["after_outbox_rows_at_end"] == adds
+
+    w7 = workloads["W7"]
+    assert w7["figures"]["sweep_median_ms"]["large"] > 0
+    assert w7["ratios"]["large_over_small"] is not None
+    assert w7["ratios"]["large_over_small_0_1"] is not None
 
 
 def test_only_runs_the_chosen_workloads(tmp_path: Path) -> None:
