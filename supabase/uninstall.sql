@@ -1,0 +1,29 @@
+-- Clip reconciler: remove everything the migrations added (`reconciler uninstall`, or run it
+-- with psql). The app's `projects` rows stay exactly as they are: clips keep their values.
+--
+-- Safe to run twice, and against any release (it also removes what v0.1 put on projects).
+
+drop trigger if exists reconciler_clips_changed on public.projects;
+drop trigger if exists reconciler_notify_insert on public.projects;
+drop trigger if exists reconciler_notify_update on public.projects;
+drop index if exists public.projects_clip_keys_idx;
+drop index if exists public.projects_clips_keys_idx;
+
+-- Every public.reconciler_* function, whatever its signature.
+do $$
+declare
+    f record;
+begin
+    for f in
+        select p.oid::regprocedure as sig
+          from pg_proc p
+          join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname = 'public' and p.proname like 'reconciler\_%'
+    loop
+        execute format('drop function if exists %s', f.sig);
+    end loop;
+end;
+$$;
+
+-- Our tables (jobs, stored results, the outbox, migration records) and private functions.
+drop schema if exists reconciler cascade;
