@@ -19,8 +19,10 @@ from reconciler.clips import (
     UrlPolicy,
     check_response,
     decide,
+    is_trackable,
     pending_job_ids,
     results_to_write,
+    untrackable_reason,
 )
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
 
@@ -63,9 +65,15 @@ class ClipChecker:
         )
         if snapshot is None:
             raise ProjectNotFound(str(project_id))
-        pending = pending_job_ids(snapshot.clips)
+        every_pending = pending_job_ids(snapshot.clips)
+        # A key too long to be a task id is reported in its detail, never sent to Runware.
+        decisions: list[Decision] = [
+            Decision(job_id, None, untrackable_reason(job_id), check_failed=True)
+            for job_id in every_pending
+            if not is_trackable(job_id)
+        ]
+        pending = [job_id for job_id in every_pending if is_trackable(job_id)]
         statuses = await self.statuses(pending)
-        decisions: list[Decision] = []
         for job_id in pending:
             tracked = snapshot.pending_jobs.get(job_id)
             decisions.append(

@@ -144,15 +144,67 @@ def _sweep(_: argparse.Namespace) -> int:
     return 0
 
 
+def _database_url(why: str) -> str:
+    database_url = os.environ.get("DATABASE_URL", "").strip()
+    if not database_url:
+        raise ConfigError("DATABASE_URL", f"is required {why}")
+    return database_url
+
+
 def _migrate(_: argparse.Namespace) -> int:
     from reconciler.migrations import apply_migrations
 
-    database_url = os.environ.get("DATABASE_URL", "").strip()
-    if not database_url:
-        raise ConfigError("DATABASE_URL", "is required to apply the migration")
-    for name in asyncio.run(apply_migrations(database_url)):
+    applied = asyncio.run(apply_migrations(_database_url("to apply the migrations")))
+    for name in applied:
         print(f"applied {name}")
+    if not applied:
+        print("already up to date")
     return 0
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    from reconciler.migrations import uninstall
+
+    if not args.yes:
+        print(
+            "error: this removes the reconciler's schema, functions and trigger (projects rows"
+            " stay as they are); run again with --yes",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    asyncio.run(uninstall(_database_url("to uninstall")))
+    print("removed every object the reconciler added; projects rows are untouched")
+    return 0
+
+
+async def _run_resync(settings: Settings, console: Console) -> int:
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from reconciler.engine import Engine
+    from reconciler.services import check_policy, engine_policy, open_services
+
+    async with open_services(settings, with_feed=False) as services:
+        engine = Engine(
+            services.store,
+            services.runware,
+            check_policy=check_policy(settings),
+            policy=engine_policy(settings),
+        )
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn())
+        with Progress(*columns, console=console) as progress:
+            scanning = progress.add_task("Scanning projects", total=None)
+            # An operator asked for it now: pages back to back, no pause between them.
+            scanned = await engine.resync_once(
+                lambda n: progress.advance(scanning, n), pause_seconds=0
+            )
+    console.print(
+        f"Scanned {scanned} projects; {engine.stats.projects_skipped} refused by the database."
+    )
+    return 0
+
+
+def _resync(_: argparse.Namespace) -> int:
+    return asyncio.run(_run_resync(_settings(serving=False), Console()))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -184,8 +236,23 @@ def parser() -> argparse.ArgumentParser:
     )
     sweep.set_defaults(run=_sweep)
 
-    migrate = commands.add_parser("migrate", help="apply the SQL migration through DATABASE_URL")
+    resync = commands.add_parser(
+        "resync",
+        help="scan every project for pending clips the trigger never saw (e.g. after a restore)",
+    )
+    resync.set_defaults(run=_resync)
+
+    migrate = commands.add_parser(
+        "migrate", help="apply the SQL migrations not applied yet, through DATABASE_URL"
+    )
     migrate.set_defaults(run=_migrate)
+
+    uninstall = commands.add_parser(
+        "uninstall",
+        help="remove everything the migrations added, through DATABASE_URL (projects rows stay)",
+    )
+    uninstall.add_argument("--yes", action="store_true", help="really do it")
+    uninstall.set_defaults(run=_uninstall)
 
     demo = commands.add_parser(
         "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"

@@ -21,6 +21,10 @@ UNKNOWN_TASK_CODES = frozenset({"taskNotFound", "taskExpired", "taskFailedOrNotF
 
 DEFAULT_ALLOWED_URL_HOSTS = ("vm.runware.ai", "im.runware.ai")
 
+# Runware task ids are UUIDs (36 characters); a longer key cannot be one. The SQL core applies
+# the same bound (reconciler.is_trackable) so that no key overflows an index entry.
+MAX_JOB_ID_LENGTH = 255
+
 
 # --- What Runware says about one task -------------------------------------------------------
 
@@ -74,6 +78,18 @@ def status_from_error(code: str | None, message: str | None) -> Failed | Unknown
 
 
 # --- Clip values ----------------------------------------------------------------------------
+
+
+def is_trackable(job_id: str) -> bool:
+    """Whether a clip key can be a Runware task id, and so be tracked and polled."""
+    return 0 < len(job_id) <= MAX_JOB_ID_LENGTH
+
+
+def untrackable_reason(job_id: str) -> str:
+    return (
+        f"job id of {len(job_id)} characters is too long to be a Runware task id"
+        f" (at most {MAX_JOB_ID_LENGTH}); it is not tracked"
+    )
 
 
 def is_pending(value: object) -> bool:

@@ -1,12 +1,17 @@
 """The event-driven engine: hints in, one idempotent reconcile out (I5).
 
-- Workers take project ids from a keyed work queue (feeds put them there) and reconcile each:
-  re-read the clips, apply parked webhook results, track every pending job.
+- The drainer takes what the app changed from the outbox its own transactions wrote (the one
+  trigger on `projects`), every poll interval: each named project is re-read in the database,
+  its new pending jobs tracked, results that came first applied.
+- Workers take project ids from a keyed work queue (the realtime feed puts them there) and
+  reconcile each the same way, sooner.
 - The poller claims due jobs in batches under expiring leases (SKIP LOCKED, so replicas share
-  the work, I6), asks Runware in batched requests, writes what settled, and schedules the rest
-  with exponential backoff and jitter; it gives up on a job after the give-up age.
-- The sweeper walks every project with pending clips at start-up, after every feed
-  (re)subscription and periodically, so a missed event costs latency, never correctness.
+  the work, I6), asks Runware in batched requests, writes the round in one call, and schedules
+  the rest with exponential backoff and jitter; it gives up on a job only when Runware itself
+  kept saying "still working" past the give-up age (I11).
+- The sweeper walks every project with unsettled jobs (our own rows, I10) at start-up, after
+  every feed (re)subscription and periodically; the resyncer scans all of `projects`, slowly,
+  once a day, for writes that bypassed the trigger.
 
 All state lives in PostgreSQL (I4); this process can be killed at any instant.
 """
@@ -21,7 +26,7 @@ import random
 import socket
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -32,8 +37,8 @@ from reconciler.observability.context import log_context
 from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import (
     ChangeFeed,
-    CheckRecord,
     FeedState,
+    PollOutcome,
     RunwareApi,
     Store,
     StoreRejected,
@@ -68,6 +73,13 @@ class EnginePolicy:
     # Settled jobs and never-claimed parked results are forgotten after this (after sweeps).
     retention_seconds: float = 7 * 86400.0
     purge_batch: int = 10_000
+    # Outbox rows (projects the app changed) reconciled per call.
+    drain_batch: int = 500
+    # Full scan of `projects` for writes the trigger never saw; 0: never. Throttled: a page,
+    # then a pause, so it never competes with the app for long.
+    resync_interval_seconds: float = 86400.0
+    resync_page_size: int = 500
+    resync_pause_seconds: float = 0.2
     poll: PollPolicy = field(default_factory=PollPolicy)
 
 
@@ -79,6 +91,8 @@ class EngineStats:
     results_written: int = 0
     gave_up: int = 0
     sweeps: int = 0
+    resyncs: int = 0
+    changes_drained: int = 0
     errors: int = 0
     # Jobs whose check failed for our side's reasons (Runware unreachable, rate-limited, key
     # rejected, an answer we could not use): they stay pending (I11).
@@ -128,6 +142,7 @@ class Engine:
         # The most recent projects skipped with their reasons (the metric counts them all).
         self.recent_skips: deque[SkippedProject] = deque(maxlen=_RECENT_SKIPS_KEPT)
         self._wake_poller = asyncio.Event()
+        self._wake_drainer = asyncio.Event()
         self._sweep_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
@@ -135,7 +150,10 @@ class Engine:
     # --- FeedHints ------------------------------------------------------------------------------
 
     def project_changed(self, project_id: UUID) -> None:
+        # Reconciled at once (realtime also sees writes that bypassed the outbox trigger), and
+        # the outbox looked at now rather than at the next interval.
         self.queue.add(project_id)
+        self._wake_drainer.set()
 
     def resync(self) -> None:
         self._sweep_requested.set()
@@ -223,11 +241,10 @@ class Engine:
         return len(jobs)
 
     async def _check_claimed(self, jobs: list[TrackedJob]) -> None:
-        statuses = await self._checker.statuses([job.job_id for job in jobs])
+        # A job id held by several projects is asked about once.
+        statuses = await self._checker.statuses(list(dict.fromkeys(job.job_id for job in jobs)))
         poll = self._policy.poll
-        writes: dict[UUID, dict[str, str]] = defaultdict(dict)
-        reasons: dict[str, str] = {}
-        reschedule: list[CheckRecord] = []
+        outcomes: list[PollOutcome] = []
         trouble: str | None = None
         answered = False
         for job in jobs:
@@ -244,37 +261,27 @@ class Engine:
                 self.stats.check_failures += 1
             else:
                 answered = True
-            if decision.write is not None:
-                writes[job.project_id][job.job_id] = decision.write
-                if decision.error:
-                    reasons[job.job_id] = decision.error
-            elif poll.gives_up(job.age_seconds) and not decision.check_failed:
+            result, reason = decision.write, decision.error
+            if result is None and poll.gives_up(job.age_seconds) and not decision.check_failed:
                 # Only Runware's own answers ("still working", unknown past the grace) give up:
                 # a check that failed on our side says nothing about the video (I11).
-                writes[job.project_id][job.job_id] = FAILED
-                reasons[job.job_id] = poll.give_up_reason(job.age_seconds, decision.error)
+                result, reason = FAILED, poll.give_up_reason(job.age_seconds, decision.error)
                 self.stats.gave_up += 1
-            else:
-                delay = poll.next_check_in(
-                    job.attempts,
-                    self._rng,
-                    age_seconds=job.age_seconds,
-                    progress=status.progress if isinstance(status, Processing) else None,
-                )
-                reschedule.append(CheckRecord(job.job_id, delay, decision.error))
+            # Also used when a result cannot be written (the database refused the project).
+            delay = poll.next_check_in(
+                job.attempts,
+                self._rng,
+                age_seconds=job.age_seconds,
+                progress=status.progress if isinstance(status, Processing) else None,
+            )
+            outcomes.append(PollOutcome(job.project_id, job.job_id, result, reason, delay))
         self._note_check_trouble(trouble if not answered else None, trouble)
-        # Reasons first: they are recorded only on jobs not yet settled.
-        for job_id, reason in reasons.items():
-            await self._store.note_job_error(job_id, reason)
-        for project_id, results in writes.items():
-            try:
-                outcome = await self._store.apply_results(project_id, results)
-            except StoreRejected as error:
-                self._skip(project_id, str(error))  # the other projects' results still land
-                continue
-            self.stats.results_written += len(outcome.changed)
-        if reschedule:
-            await self._store.record_checks(self.owner, reschedule)
+        # One call writes the round: results per project (each on its own), reasons, next
+        # checks, leases released.
+        round_outcome = await self._store.finish_round(self.owner, outcomes)
+        self.stats.results_written += sum(len(c) for c in round_outcome.changed.values())
+        for project_id, reason in round_outcome.refused.items():
+            self._skip(project_id, reason)  # the other projects' results still landed
 
     def _note_check_trouble(self, trouble: str | None, last_failure: str | None) -> None:
         """`trouble`: set when no job of the round got an answer from Runware."""
@@ -330,10 +337,53 @@ class Engine:
                 await asyncio.wait_for(self._wake_poller.wait(), interval)
             self._wake_poller.clear()
 
+    # --- Draining what the app changed ---------------------------------------------------------
+
+    async def drain_once(self) -> int:
+        """Reconcile the projects the outbox names, batch after batch, until it is empty (or
+        holds only rows other replicas are draining); returns how many rows were taken."""
+        policy = self._policy
+        taken = 0
+        while True:
+            outcome = await self._store.drain_changes(
+                policy.drain_batch,
+                self._check_policy.first_check_delay_seconds,
+                policy.sweep_spread_seconds,
+            )
+            taken += outcome.rows
+            for project_id, reason in outcome.refused.items():
+                self._skip(project_id, reason)
+            if outcome.rows < policy.drain_batch:
+                break
+        if taken:
+            self.stats.changes_drained += taken
+            self._wake_poller.set()  # new jobs may be due at once (no first-check delay)
+        return taken
+
+    async def _drainer(self) -> None:
+        """The app's changes arrive through the outbox its own transactions wrote (I5): looked
+        at every poll interval, which costs one empty read when nothing changed."""
+        while True:
+            try:
+                await self.drain_once()
+            except (StoreUnavailable, StoreRejected) as error:
+                self.stats.errors += 1
+                log.warning("draining changes failed, retrying: %s", error)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("draining changes failed")
+            interval = self._policy.poll_interval_seconds * (0.75 + self._rng.random() / 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_drainer.wait(), interval)
+            self._wake_drainer.clear()
+
     # --- Sweeping -------------------------------------------------------------------------------
 
     async def sweep_once(self, on_page: Callable[[int], None] | None = None) -> int:
-        """Reconcile every project with pending clips, page by page; returns how many."""
+        """Drain the outbox, then reconcile every project with unsettled jobs, page by page
+        (our own rows: the cost follows what is pending, not the size of `projects`); returns
+        how many projects were reconciled."""
+        await self.drain_once()
         policy = self._policy
         after: UUID | None = None
         count = 0
@@ -358,6 +408,54 @@ class Engine:
         self.stats.sweeps += 1
         self._wake_poller.set()
         return count
+
+    async def resync_once(
+        self, on_page: Callable[[int], None] | None = None, *, pause_seconds: float | None = None
+    ) -> int:
+        """Scan every project in keyset pages and reconcile those with pending clips: catches
+        writes that bypassed the trigger (replication role `replica`, restores). Pauses between
+        pages (default: the policy's) so it never holds the database for long; returns how
+        many projects were scanned."""
+        policy = self._policy
+        pause = policy.resync_pause_seconds if pause_seconds is None else pause_seconds
+        after: UUID | None = None
+        scanned = 0
+        while True:
+            page = await self._store.resync_page(
+                after,
+                policy.resync_page_size,
+                self._check_policy.first_check_delay_seconds,
+                policy.sweep_spread_seconds,
+            )
+            scanned += page.scanned
+            for project_id, reason in page.refused.items():
+                self._skip(project_id, reason)
+            if on_page is not None:
+                on_page(page.scanned)
+            if page.last is None:
+                break
+            after = page.last
+            if pause > 0:
+                await asyncio.sleep(pause)
+        self.stats.resyncs += 1
+        self._wake_poller.set()
+        return scanned
+
+    async def _resyncer(self) -> None:
+        interval = self._policy.resync_interval_seconds
+        while True:
+            # The migration back-fills what exists when it runs: the first resync can wait a
+            # whole interval. Jittered, so replicas started together do not scan together.
+            await asyncio.sleep(interval * (0.9 + self._rng.random() / 5))
+            try:
+                scanned = await self.resync_once()
+                log.info("resync: scanned %d projects", scanned)
+            except (StoreUnavailable, StoreRejected) as error:
+                self.stats.errors += 1
+                log.warning("resync failed, trying again next interval: %s", error)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("resync failed")
 
     async def _sweeper(self) -> None:
         if self._policy.sweep_on_start:
@@ -398,8 +496,11 @@ class Engine:
         ]
         self._tasks = [
             asyncio.create_task(self._poller(), name="poller"),
+            asyncio.create_task(self._drainer(), name="drainer"),
             asyncio.create_task(self._sweeper(), name="sweeper"),
         ]
+        if self._policy.resync_interval_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._resyncer(), name="resyncer"))
         if self._feed is not None:
             self._tasks.append(asyncio.create_task(self._feed.run(self), name="change-feed"))
 

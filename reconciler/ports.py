@@ -40,6 +40,9 @@ class ProjectSnapshot:
     clips: dict[str, Any]
     applied_parked: dict[str, str]
     pending_jobs: dict[str, TrackedJob]
+    # Pending keys too long to be a Runware task id: never tracked nor polled. Named by their
+    # first characters (the key may be a megabyte), with their length.
+    untrackable: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,27 +59,63 @@ IngestKind = Literal["applied", "parked", "duplicate"]
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
-    """What happened to a webhook result: written, kept for later, or already known."""
+    """What happened to a webhook result: written (to these projects), kept for a project
+    that does not hold the job yet, or already known."""
 
     kind: IngestKind
-    project_id: UUID | None
+    project_ids: tuple[UUID, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class CheckRecord:
-    """The outcome of polling one job, to schedule its next check."""
+class PollOutcome:
+    """What one poll of a job decided: a result to write (or None), why, and when to poll it
+    again if it stays pending."""
 
+    project_id: UUID
     job_id: str
+    result: str | None
+    reason: str | None
     next_check_in_seconds: float
-    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoundOutcome:
+    """A poll round as written: clips that moved, per project; projects the database refused,
+    with its reason; jobs rescheduled."""
+
+    changed: dict[UUID, dict[str, str]]
+    refused: dict[UUID, str]
+    rescheduled: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrainOutcome:
+    """One batch of the change outbox: rows taken, projects reconciled, projects refused."""
+
+    rows: int
+    projects: int
+    refused: dict[UUID, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncPage:
+    """One keyset page of the full resync; `last` is where the next page starts (None: done)."""
+
+    last: UUID | None
+    scanned: int
+    reconciled: int
+    refused: dict[UUID, str]
 
 
 @dataclass(frozen=True, slots=True)
 class PendingStats:
-    """Tracked jobs not yet settled, and how long the oldest has waited (0 when none)."""
+    """Tracked jobs not yet settled, and how long the oldest has waited (0 when none);
+    pending clips that cannot be tracked; outbox rows not drained yet."""
 
     pending: int
     oldest_age_seconds: float
+    untrackable: int = 0
+    changes_waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +157,15 @@ class Store(Protocol):
         """Guarded merge (I1): only keys whose stored value is "pending" change."""
         ...
 
-    async def find_project(self, job_id: str) -> UUID | None: ...
-
     async def project_visible_to(self, project_id: UUID, user: UserCaller) -> bool:
         """Whether the app's row-level security lets this user see the project."""
         ...
 
-    async def ingest_result(self, job_id: str, result: str, reason: str | None) -> IngestOutcome:
-        """Apply a webhook result to the project holding the job, or park it (I3)."""
+    async def ingest_result(
+        self, job_id: str, result: str, reason: str | None, first_check_delay_seconds: float
+    ) -> IngestOutcome:
+        """Keep a webhook result and apply it to every project holding the job (I3). Jobs the
+        call finds pending on the way (it may drain the outbox) are first due after the delay."""
         ...
 
     async def note_job_error(self, job_id: str, error: str) -> bool:
@@ -136,7 +176,25 @@ class Store(Protocol):
         self, owner: str, limit: int, lease_seconds: float
     ) -> list[TrackedJob]: ...
 
-    async def record_checks(self, owner: str, checks: Sequence[CheckRecord]) -> int: ...
+    async def finish_round(self, owner: str, outcomes: Sequence[PollOutcome]) -> RoundOutcome:
+        """A poll round's whole outcome in one call: results, reasons, next checks, leases."""
+        ...
+
+    async def drain_changes(
+        self, limit: int, first_check_delay_seconds: float, spread_seconds: float
+    ) -> DrainOutcome:
+        """Reconcile the projects the outbox names (what the app changed), a batch at most."""
+        ...
+
+    async def resync_page(
+        self,
+        after: UUID | None,
+        limit: int,
+        first_check_delay_seconds: float,
+        spread_seconds: float,
+    ) -> ResyncPage:
+        """One page of the full scan of `projects`, for writes the trigger never saw."""
+        ...
 
     async def renew_leases(self, owner: str, lease_seconds: float) -> int: ...
 

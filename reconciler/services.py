@@ -70,11 +70,6 @@ def check_policy(settings: Settings) -> CheckPolicy:
 
 
 def change_feed(settings: Settings) -> ChangeFeed | None:
-    if settings.feed == "notify":
-        from reconciler.feeds.notify import NotifyFeed
-
-        assert settings.database_url is not None  # guaranteed by load_settings
-        return NotifyFeed(settings.database_url)
     if settings.feed == "realtime":
         from reconciler.feeds.realtime import RealtimeFeed
 
@@ -94,6 +89,7 @@ def engine_policy(settings: Settings) -> EnginePolicy:
         sweep_interval_seconds=settings.sweep_interval_seconds,
         sweep_spread_seconds=settings.sweep_spread_seconds,
         retention_seconds=settings.retention_days * 86400,
+        resync_interval_seconds=settings.resync_interval_seconds,
         poll=PollPolicy(
             backoff_base_seconds=settings.backoff_base_seconds,
             backoff_cap_seconds=settings.backoff_cap_seconds,
@@ -113,9 +109,7 @@ async def open_services(
     store = await connect_store(settings)
     runware = runware_client(settings, observer)
     policy = check_policy(settings)
-    webhooks = WebhookIngestor(
-        store, runware, policy.url_policy, confirm=settings.webhook_verify == "api"
-    )
+    webhooks = WebhookIngestor(store, runware, policy, confirm=settings.webhook_verify == "api")
     engine = (
         Engine(
             store,

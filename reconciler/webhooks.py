@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from reconciler.checker import CheckPolicy
 from reconciler.clips import (
     FAILED,
     CheckError,
@@ -19,7 +20,8 @@ from reconciler.clips import (
     Succeeded,
     TaskStatus,
     UnknownTask,
-    UrlPolicy,
+    is_trackable,
+    untrackable_reason,
 )
 from reconciler.observability.context import log_context
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
@@ -51,18 +53,25 @@ class WebhookReport:
 
 class WebhookIngestor:
     def __init__(
-        self, store: Store, runware: RunwareApi, url_policy: UrlPolicy, *, confirm: bool
+        self, store: Store, runware: RunwareApi, policy: CheckPolicy, *, confirm: bool
     ) -> None:
         self._store = store
         self._runware = runware
-        self._url_policy = url_policy
+        self._url_policy = policy.url_policy
+        self._first_check_delay_seconds = policy.first_check_delay_seconds
         self._confirm = confirm
 
     async def ingest(self, claimed: Mapping[str, TaskStatus]) -> WebhookReport:
         """Store every result the body carries. Raises StoreUnavailable or
         ConfirmationUnavailable when nothing durable can be promised yet."""
-        statuses = await self._confirmed(claimed) if self._confirm else dict(claimed)
         report = WebhookReport()
+        trackable = {job_id: s for job_id, s in claimed.items() if is_trackable(job_id)}
+        for job_id in claimed.keys() - trackable.keys():
+            # Named by its first characters in the answer: the id may be 256 KiB long.
+            report.rejected[job_id[:64]] = untrackable_reason(job_id)
+        if not trackable:
+            return report
+        statuses = await self._confirmed(trackable) if self._confirm else trackable
         for job_id, status in statuses.items():
             with log_context(job_id=job_id):
                 await self._ingest_one(job_id, status, report)
@@ -88,9 +97,13 @@ class WebhookIngestor:
                     await self._store.note_job_error(job_id, f"webhook: {reason}")
                     report.rejected[job_id] = reason
                     return
-                outcome = await self._store.ingest_result(job_id, url, None)
+                outcome = await self._store.ingest_result(
+                    job_id, url, None, self._first_check_delay_seconds
+                )
             case Failed(code=code, message=message):
-                outcome = await self._store.ingest_result(job_id, FAILED, f"{code}: {message}")
+                outcome = await self._store.ingest_result(
+                    job_id, FAILED, f"{code}: {message}", self._first_check_delay_seconds
+                )
             case UnknownTask() | Processing() | CheckError():
                 # Not a result: progress, or something only polling can settle (with its grace
                 # period for unknown tasks).

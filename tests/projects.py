@@ -19,6 +19,14 @@ async def new_project(db: asyncpg.Connection, clips: dict[str, Any], name: str =
     return project_id
 
 
+async def tracked_project(db: asyncpg.Connection, clips: dict[str, Any], name: str = "") -> UUID:
+    """A project the engine has already seen: inserted, then the outbox drained (as the
+    engine does every poll interval), so its pending jobs are tracked."""
+    project_id = await new_project(db, clips, name)
+    await db.execute("select public.reconciler_drain_changes(10000, 0, 0)")
+    return project_id
+
+
 async def clips_of(db: asyncpg.Connection, project_id: UUID) -> dict[str, Any]:
     clips: dict[str, Any] = await db.fetchval(
         "select clips from public.projects where id = $1", project_id

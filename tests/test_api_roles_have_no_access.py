@@ -11,13 +11,14 @@ from tests.standins.postgrest import ANON_KEY, SERVICE_ROLE_KEY, PostgrestStandI
 
 FUNCTIONS = [
     "reconciler_apply_results",
-    "reconciler_find_project",
     "reconciler_read_project",
     "reconciler_track_jobs",
     "reconciler_ingest_result",
     "reconciler_note_job_error",
     "reconciler_claim_due_jobs",
-    "reconciler_record_checks",
+    "reconciler_finish_round",
+    "reconciler_drain_changes",
+    "reconciler_resync_page",
     "reconciler_renew_leases",
     "reconciler_release_leases",
     "reconciler_job_states",
@@ -29,9 +30,9 @@ FUNCTIONS = [
 # The one function a signed-in user may call: SECURITY INVOKER, so it can only report what the
 # app's row-level security already shows that user.
 USER_CALLABLE = ["reconciler_caller_can_see_project(uuid)"]
-# Evaluated by every writer of projects (the job-id index expression): a pure function of its
-# argument, so every role may run it — and must, or the app could no longer write projects.
-EVERYONE_CALLABLE = ["reconciler.clip_keys(jsonb)"]
+# Since v2 nothing of ours is evaluated as the app's roles: the trigger function is SECURITY
+# DEFINER, and there is no index of ours on projects.
+EVERYONE_CALLABLE: list[str] = []
 
 
 async def test_every_reconciler_function_is_listed(db: asyncpg.Connection) -> None:
@@ -101,8 +102,8 @@ async def test_rpc_as_api_role_is_refused(
     _, url = postgrest
     async with httpx.AsyncClient(base_url=url) as client:
         response = await client.post(
-            "/rest/v1/rpc/reconciler_find_project",
-            json={"p_job_id": "x"},
+            "/rest/v1/rpc/reconciler_job_states",
+            json={"p_job_ids": ["x"]},
             headers={"apikey": ANON_KEY, "Authorization": f"Bearer {key}"},
         )
     assert response.status_code == 403
@@ -113,9 +114,9 @@ async def test_rpc_as_service_role_is_allowed(postgrest: tuple[PostgrestStandIn,
     _, url = postgrest
     async with httpx.AsyncClient(base_url=url) as client:
         response = await client.post(
-            "/rest/v1/rpc/reconciler_find_project",
-            json={"p_job_id": "x"},
+            "/rest/v1/rpc/reconciler_job_states",
+            json={"p_job_ids": ["x"]},
             headers={"apikey": SERVICE_ROLE_KEY, "Authorization": f"Bearer {SERVICE_ROLE_KEY}"},
         )
     assert response.status_code == 200
-    assert response.json() is None
+    assert response.json() == {}

@@ -243,7 +243,7 @@ async def test_parked_webhook_result_is_applied_by_the_check(
 
     store: FunctionStore = await connect_postgres_store(database_url)
     try:
-        parked = await store.ingest_result("early", DONE_URL, None)
+        parked = await store.ingest_result("early", DONE_URL, None, 0)
     finally:
         await store.close()
     project = await new_project(db, {"early": "pending"})

@@ -78,7 +78,11 @@ async def test_migrate_applies_to_a_fresh_database_twice(pg_cluster: PgCluster) 
     second = await _run({"DATABASE_URL": url}, "migrate")
 
     assert first[0] == second[0] == 0
-    assert "applied 20261124000000_clip_reconciler.sql" in first[1]
+    assert first[1].splitlines() == [
+        "applied 20261124000000_clip_reconciler.sql",
+        "applied 20261202000000_clip_reconciler_v2.sql",
+    ]
+    assert second[1].strip() == "already up to date"
     conn = await asyncpg.connect(url)
     try:
         assert (
@@ -91,4 +95,4 @@ async def test_migrate_applies_to_a_fresh_database_twice(pg_cluster: PgCluster) 
 async def test_migrate_without_database_url_names_it() -> None:
     code, _, err = await _run({}, "migrate")
     assert code == 2
-    assert err.strip() == "error: DATABASE_URL: is required to apply the migration"
+    assert err.strip() == "error: DATABASE_URL: is required to apply the migrations"

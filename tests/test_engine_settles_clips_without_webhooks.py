@@ -19,7 +19,7 @@ async def _all_settled(db: asyncpg.Connection) -> bool:
     return bool(pending == 0)
 
 
-async def test_a_clip_added_by_the_app_is_noticed_through_the_feed(
+async def test_a_clip_added_by_the_app_is_noticed_through_the_outbox(
     service_env: dict[str, str],
     run_app: AppFactory,
     simulator: RunwareSimulator,
@@ -36,16 +36,16 @@ async def test_a_clip_added_by_the_app_is_noticed_through_the_feed(
     project = await new_project(db, {})
     async with run_app(env) as running:
         engine = running.engine
-        # The only sweep left is the one every (re)subscription asks for; let it pass first,
-        # so what follows can only be learnt from the feed.
-        await wait_until(lambda: engine.feed_state == "subscribed" and engine.stats.sweeps == 1)
+        assert engine.feed is None  # the Postgres transport needs none: the outbox is the feed
+        await wait_until(lambda: engine.stats.changes_drained == 1)  # the project's insert
         simulator.add_job("fed-1", duration=0, outcome="success")
         await add_pending_clip(db, project, "fed-1")
 
         await wait_until(lambda: engine.stats.results_written == 1)
 
-        assert engine.stats.sweeps == 1
-        assert engine.stats.reconciles >= 1
+        # No sweep ran: only the outbox the app's own transaction wrote told the engine.
+        assert engine.stats.sweeps == 0
+        assert engine.stats.changes_drained == 2
     assert await clips_of(db, project) == {"fed-1": simulator.truth()["fed-1"]}
 
 

@@ -56,7 +56,7 @@ async def test_removed_key_is_not_re_added(store: FunctionStore, db: asyncpg.Con
     await db.execute("update public.projects set clips = clips - 'j' where id = $1", project)
 
     outcome = await store.apply_results(project, {"j": URL})
-    ingested = await store.ingest_result("j", URL, None)
+    ingested = await store.ingest_result("j", URL, None, 0)
 
     assert outcome.changed == {}
     assert ingested.kind == "parked"  # no project holds it any more

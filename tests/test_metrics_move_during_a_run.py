@@ -1,4 +1,4 @@
-"""`GET /metrics` during a real run (PostgreSQL, LISTEN/NOTIFY feed, the Runware simulator):
+"""`GET /metrics` during a real run (PostgreSQL, the outbox, the Runware simulator):
 some clips settle by webhook, others by polling, and the series move accordingly."""
 
 from __future__ import annotations
@@ -33,19 +33,18 @@ async def test_counters_and_gauges_move_as_clips_settle(
             simulator.add_job(job, duration=3600, outcome="success", webhook_url=hook_url)
         for job in POLLED:
             simulator.add_job(job, duration=3600, outcome="success")  # no webhook: polling only
-        # Listening, and past the sweep that follows subscribing: the new project then reaches
-        # the engine through the feed, as a reconcile.
-        await wait_until(lambda: engine.feed_state == "subscribed" and engine.stats.sweeps > 0)
+        await wait_until(lambda: engine.stats.sweeps > 0)
         project = await new_project(db, dict.fromkeys(HOOKED + POLLED, "pending"))
-        # One poll means the project was read, so all five jobs are tracked.
-        await wait_until(lambda: engine.stats.jobs_polled > 0 and engine.stats.reconciles > 0)
+        # Drained, then polled: all five jobs are tracked.
+        await wait_until(lambda: engine.stats.jobs_polled > 0 and engine.stats.changes_drained > 0)
 
         before = await scrape(running.url)
         assert before.get("reconciler_pending_jobs") == 5
         assert before.get("reconciler_oldest_pending_job_age_seconds") > 0
         assert before.get("reconciler_runware_requests_total", status="200") > 0
-        assert before.get("reconciler_feed_state", state="subscribed") == 1
-        assert before.get("reconciler_feed_state", state="reconnecting") == 0
+        assert before.get("reconciler_changes_drained_total") >= 1
+        assert before.get("reconciler_changes_waiting") >= 0
+        assert before.get("reconciler_untrackable_clips") == 0
         assert before.get("reconciler_sweeps_total") >= 1
 
         # Hold Runware's answers so that no poll can settle a hooked job before its webhook
@@ -87,11 +86,10 @@ async def test_counters_and_gauges_move_as_clips_settle(
     assert _delta(after, before, "reconciler_results_written_total") == len(POLLED)
     assert _delta(after, before, "reconciler_runware_requests_total", status="200") > 0
     assert _delta(after, before, "reconciler_poll_round_duration_seconds_count") > 0
-    assert after.get("reconciler_reconcile_duration_seconds_count") > 0
     assert after.get("reconciler_oldest_pending_job_age_seconds") == 0
     assert after.get("reconciler_leases_held") == 0
     assert after.get("reconciler_queue_depth") >= 0
     assert after.get("reconciler_gave_up_total") == 0
     assert after.get("reconciler_scrape_errors_total") == 0
-    assert after.get("reconciler_feed_rebuilds_total") == 0
+    assert after.get("reconciler_projects_skipped_total") == 0
     assert after.value("reconciler_runware_requests_total", status="error") is None

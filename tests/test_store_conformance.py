@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from reconciler.ports import CheckRecord, StoreRejected
+from reconciler.ports import PollOutcome, StoreRejected
 from reconciler.store.functions import FunctionStore
 from tests.projects import clips_of, new_project, row_version
 
@@ -106,10 +106,35 @@ async def test_read_without_tracking_then_track_only_what_is_still_pending(
     assert set(await store.job_states(["j1", "j2", "j3", "not-in-project"])) == {"j2"}
 
 
-async def test_find_project(store: FunctionStore, db: asyncpg.Connection) -> None:
-    project = await new_project(db, {"job-x": "pending"})
-    assert await store.find_project("job-x") == project
-    assert await store.find_project("job-y") is None
+async def test_drain_tracks_what_the_app_added(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    project = await new_project(db, {"job-x": "pending", "done": URL_A})
+    await db.execute(
+        'update public.projects set clips = clips || \'{"job-y": "pending"}\' where id = $1',
+        project,
+    )
+    assert await db.fetchval("select count(*) from reconciler.changed_projects") == 2
+
+    drained = await store.drain_changes(100, 0, 0)
+
+    assert (drained.rows, drained.projects, drained.refused) == (2, 1, {})
+    states = await store.job_states(["job-x", "job-y", "done"])
+    assert set(states) == {"job-x", "job-y"}
+    assert {s.project_id for s in states.values()} == {project}
+    assert await db.fetchval("select count(*) from reconciler.changed_projects") == 0
+    assert (await store.drain_changes(100, 0, 0)).rows == 0
+
+
+async def test_our_own_writes_leave_no_outbox_row(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    project = await new_project(db, {"j1": "pending"})
+    await store.drain_changes(100, 0, 0)
+
+    await store.apply_results(project, {"j1": URL_A})
+
+    assert await db.fetchval("select count(*) from reconciler.changed_projects") == 0
 
 
 async def test_ingest_applies_to_the_project_holding_the_job(
@@ -117,17 +142,18 @@ async def test_ingest_applies_to_the_project_holding_the_job(
 ) -> None:
     project = await new_project(db, {"j1": "pending", "j2": "pending"})
 
-    first = await store.ingest_result("j1", URL_A, None)
-    again = await store.ingest_result("j1", URL_B, None)
+    first = await store.ingest_result("j1", URL_A, None, 0)
+    again = await store.ingest_result("j1", URL_B, None, 0)
 
-    assert (first.kind, first.project_id) == ("applied", project)
-    assert (again.kind, again.project_id) == ("duplicate", project)
+    assert (first.kind, first.project_ids) == ("applied", (project,))
+    assert (again.kind, again.project_ids) == ("duplicate", ())
     assert await clips_of(db, project) == {"j1": URL_A, "j2": "pending"}
 
 
 async def test_ingest_parks_then_read_applies(store: FunctionStore, db: asyncpg.Connection) -> None:
-    parked = await store.ingest_result("early", URL_A, None)
-    duplicate = await store.ingest_result("early", URL_B, None)
+    await store.drain_changes(100, 0, 0)
+    parked = await store.ingest_result("early", URL_A, None, 0)
+    duplicate = await store.ingest_result("early", URL_B, None, 0)
     project = await new_project(db, {"early": "pending", "other": "pending"})
 
     snapshot = await store.read_project(project, 0)
@@ -138,13 +164,13 @@ async def test_ingest_parks_then_read_applies(store: FunctionStore, db: asyncpg.
     assert snapshot.applied_parked == {"early": URL_A}
     assert snapshot.clips == {"early": URL_A, "other": "pending"}
     assert set(snapshot.pending_jobs) == {"other"}
-    remaining = await db.fetchval("select count(*) from reconciler.parked_results")
-    assert remaining == 0
+    # Kept until retention: another project may get the same job id later.
+    assert await db.fetchval("select result from reconciler.parked_results") == URL_A
 
 
 async def test_ingest_rejects_bad_input(store: FunctionStore, db: asyncpg.Connection) -> None:
     with pytest.raises(StoreRejected):
-        await store.ingest_result("j1", "pending", None)
+        await store.ingest_result("j1", "pending", None, 0)
     assert await db.fetchval("select count(*) from reconciler.parked_results") == 0
 
 
@@ -161,10 +187,10 @@ async def test_claim_record_and_leases(store: FunctionStore, db: asyncpg.Connect
     assert await store.claim_due_jobs("replica-c", 10, 30) == []
 
     assert await store.renew_leases("replica-a", 60) == 2
-    recorded = await store.record_checks(
-        "replica-a", [CheckRecord(mine[0].job_id, 120, "still processing")]
+    recorded = await store.finish_round(
+        "replica-a", [PollOutcome(project, mine[0].job_id, None, "still processing", 120)]
     )
-    assert recorded == 1
+    assert (recorded.rescheduled, recorded.changed, recorded.refused) == (1, {}, {})
     state = (await store.job_states([mine[0].job_id]))[mine[0].job_id]
     assert (state.attempts, state.lease_owner, state.last_error) == (1, None, "still processing")
     assert 115 < state.next_check_in_seconds <= 120
@@ -205,6 +231,7 @@ async def test_projects_with_pending_pages_in_id_order(
     with_pending = sorted([await new_project(db, {f"p{i}": "pending"}) for i in range(5)])
     await new_project(db, {"done": URL_A})
     await new_project(db, {})
+    await store.drain_changes(100, 0, 0)
 
     first = await store.projects_with_pending(None, 3)
     rest = await store.projects_with_pending(first[-1], 3)
@@ -242,8 +269,8 @@ async def test_purge_forgets_only_what_is_past_retention(
     project = await new_project(db, {"old": "pending", "new": "pending", "open": "pending"})
     await store.read_project(project, 0)
     await store.apply_results(project, {"old": URL_A, "new": URL_B})
-    await store.ingest_result("orphan-old", URL_A, None)
-    await store.ingest_result("orphan-new", URL_B, None)
+    await store.ingest_result("orphan-old", URL_A, None, 0)
+    await store.ingest_result("orphan-new", URL_B, None, 0)
     await db.execute(
         "update reconciler.jobs set settled_at = now() - interval '8 days' where job_id = 'old'"
     )

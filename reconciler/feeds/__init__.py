@@ -1,4 +1,6 @@
-"""Change feeds (the `ChangeFeed` port): `notify.NotifyFeed`, `realtime.RealtimeFeed`.
+"""Change feeds (the `ChangeFeed` port): `realtime.RealtimeFeed`, hints that a project changed.
 
-Nothing is imported here, so choosing one feed never loads the other's client library.
+The app's changes reach the engine through the outbox its own transactions write (see the v2
+migration); a feed only makes them seen sooner, and catches writes that bypassed the trigger.
+Nothing is imported here, so not using a feed never loads its client library.
 """

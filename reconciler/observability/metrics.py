@@ -140,6 +140,16 @@ def _pending_series(pending: PendingStatsCache) -> Iterator[Metric]:
         "Age of the oldest tracked job not yet settled (0 when none).",
         pending.last.oldest_age_seconds,
     )
+    yield _gauge(
+        "untrackable_clips",
+        "Pending clips whose key is too long to be a Runware task id: never polled.",
+        pending.last.untrackable,
+    )
+    yield _gauge(
+        "changes_waiting",
+        "Projects changed by the app and not yet looked at (outbox rows not drained).",
+        pending.last.changes_waiting,
+    )
 
 
 def _engine_series(engine: Engine) -> Iterator[Metric]:
@@ -154,7 +164,13 @@ def _engine_series(engine: Engine) -> Iterator[Metric]:
         "results_written", "Clips the poller moved away from pending.", stats.results_written
     )
     yield _counter("gave_up", "Clips failed after the give-up age.", stats.gave_up)
-    yield _counter("sweeps", "Sweeps over every project with pending clips.", stats.sweeps)
+    yield _counter("sweeps", "Sweeps over every project with unsettled jobs.", stats.sweeps)
+    yield _counter(
+        "changes_drained", "Outbox rows (app changes of clips) taken.", stats.changes_drained
+    )
+    yield _counter(
+        "resyncs", "Full scans of projects for writes that bypassed the trigger.", stats.resyncs
+    )
     yield _counter("engine_errors", "Reconciles, poll rounds and sweeps that failed.", stats.errors)
     yield _counter(
         "check_failures",

@@ -49,10 +49,14 @@ APPLY_RESULTS = SqlFunction(
 CALLER_CAN_SEE_PROJECT = SqlFunction(
     "reconciler_caller_can_see_project", (("p_project_id", "uuid"),)
 )
-FIND_PROJECT = SqlFunction("reconciler_find_project", (("p_job_id", "text"),))
 INGEST_RESULT = SqlFunction(
     "reconciler_ingest_result",
-    (("p_job_id", "text"), ("p_result", "text"), ("p_reason", "text")),
+    (
+        ("p_job_id", "text"),
+        ("p_result", "text"),
+        ("p_reason", "text"),
+        ("p_first_check_delay_seconds", "double precision"),
+    ),
 )
 NOTE_JOB_ERROR = SqlFunction(
     "reconciler_note_job_error", (("p_job_id", "text"), ("p_error", "text"))
@@ -61,8 +65,25 @@ CLAIM_DUE_JOBS = SqlFunction(
     "reconciler_claim_due_jobs",
     (("p_owner", "text"), ("p_limit", "integer"), ("p_lease_seconds", "double precision")),
 )
-RECORD_CHECKS = SqlFunction(
-    "reconciler_record_checks", (("p_owner", "text"), ("p_checks", "jsonb"))
+FINISH_ROUND = SqlFunction(
+    "reconciler_finish_round", (("p_owner", "text"), ("p_outcomes", "jsonb"))
+)
+DRAIN_CHANGES = SqlFunction(
+    "reconciler_drain_changes",
+    (
+        ("p_limit", "integer"),
+        ("p_first_check_delay_seconds", "double precision"),
+        ("p_spread_seconds", "double precision"),
+    ),
+)
+RESYNC_PAGE = SqlFunction(
+    "reconciler_resync_page",
+    (
+        ("p_after", "uuid"),
+        ("p_limit", "integer"),
+        ("p_first_check_delay_seconds", "double precision"),
+        ("p_spread_seconds", "double precision"),
+    ),
 )
 RENEW_LEASES = SqlFunction(
     "reconciler_renew_leases", (("p_owner", "text"), ("p_lease_seconds", "double precision"))

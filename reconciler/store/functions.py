@@ -13,11 +13,14 @@ from uuid import UUID
 from reconciler.auth import UserCaller
 from reconciler.ports import (
     ApplyOutcome,
-    CheckRecord,
+    DrainOutcome,
     IngestOutcome,
     JobState,
     PendingStats,
+    PollOutcome,
     ProjectSnapshot,
+    ResyncPage,
+    RoundOutcome,
     TrackedJob,
 )
 from reconciler.store import calls
@@ -47,6 +50,10 @@ def _uuid(value: object) -> UUID:
 def _clips(value: object) -> dict[str, Any]:
     """A clips column that is not a JSON object (null, an array) holds no jobs for us."""
     return dict(value) if isinstance(value, dict) else {}
+
+
+def _by_project(value: Mapping[str, Any]) -> dict[UUID, Any]:
+    return {_uuid(project): detail for project, detail in value.items()}
 
 
 def _tracked(job_id: str, row: Mapping[str, Any], project_id: UUID | None = None) -> TrackedJob:
@@ -89,6 +96,7 @@ class FunctionStore:
                 job_id: _tracked(job_id, row, project_id)
                 for job_id, row in answer["pending_jobs"].items()
             },
+            untrackable={key: int(n) for key, n in answer.get("untrackable", {}).items()},
         )
 
     async def track_jobs(
@@ -120,17 +128,21 @@ class FunctionStore:
             )
         )
 
-    async def find_project(self, job_id: str) -> UUID | None:
-        answer = await self._caller.call(calls.FIND_PROJECT, {"p_job_id": job_id})
-        return None if answer is None else _uuid(answer)
-
-    async def ingest_result(self, job_id: str, result: str, reason: str | None) -> IngestOutcome:
+    async def ingest_result(
+        self, job_id: str, result: str, reason: str | None, first_check_delay_seconds: float
+    ) -> IngestOutcome:
         answer = await self._caller.call(
-            calls.INGEST_RESULT, {"p_job_id": job_id, "p_result": result, "p_reason": reason}
+            calls.INGEST_RESULT,
+            {
+                "p_job_id": job_id,
+                "p_result": result,
+                "p_reason": reason,
+                "p_first_check_delay_seconds": first_check_delay_seconds,
+            },
         )
-        project = answer["project_id"]
         return IngestOutcome(
-            kind=answer["outcome"], project_id=None if project is None else _uuid(project)
+            kind=answer["outcome"],
+            project_ids=tuple(_uuid(project) for project in answer["project_ids"]),
         )
 
     async def note_job_error(self, job_id: str, error: str) -> bool:
@@ -147,17 +159,65 @@ class FunctionStore:
         )
         return [_tracked(row["job_id"], row) for row in answer]
 
-    async def record_checks(self, owner: str, checks: Sequence[CheckRecord]) -> int:
+    async def finish_round(self, owner: str, outcomes: Sequence[PollOutcome]) -> RoundOutcome:
         payload = [
             {
-                "job_id": c.job_id,
-                "next_check_in_seconds": c.next_check_in_seconds,
-                "error": c.error,
+                "project_id": str(o.project_id),
+                "job_id": o.job_id,
+                "result": o.result,
+                "reason": o.reason,
+                "next_check_in_seconds": o.next_check_in_seconds,
             }
-            for c in checks
+            for o in outcomes
         ]
-        return int(
-            await self._caller.call(calls.RECORD_CHECKS, {"p_owner": owner, "p_checks": payload})
+        answer = await self._caller.call(
+            calls.FINISH_ROUND, {"p_owner": owner, "p_outcomes": payload}
+        )
+        return RoundOutcome(
+            changed={p: dict(changed) for p, changed in _by_project(answer["changed"]).items()},
+            refused={p: str(reason) for p, reason in _by_project(answer["refused"]).items()},
+            rescheduled=int(answer["rescheduled"]),
+        )
+
+    async def drain_changes(
+        self, limit: int, first_check_delay_seconds: float, spread_seconds: float
+    ) -> DrainOutcome:
+        answer = await self._caller.call(
+            calls.DRAIN_CHANGES,
+            {
+                "p_limit": limit,
+                "p_first_check_delay_seconds": first_check_delay_seconds,
+                "p_spread_seconds": spread_seconds,
+            },
+        )
+        return DrainOutcome(
+            rows=int(answer["rows"]),
+            projects=int(answer["projects"]),
+            refused={p: str(reason) for p, reason in _by_project(answer["refused"]).items()},
+        )
+
+    async def resync_page(
+        self,
+        after: UUID | None,
+        limit: int,
+        first_check_delay_seconds: float,
+        spread_seconds: float,
+    ) -> ResyncPage:
+        answer = await self._caller.call(
+            calls.RESYNC_PAGE,
+            {
+                "p_after": after,
+                "p_limit": limit,
+                "p_first_check_delay_seconds": first_check_delay_seconds,
+                "p_spread_seconds": spread_seconds,
+            },
+        )
+        last = answer["last"]
+        return ResyncPage(
+            last=None if last is None else _uuid(last),
+            scanned=int(answer["scanned"]),
+            reconciled=int(answer["reconciled"]),
+            refused={p: str(reason) for p, reason in _by_project(answer["refused"]).items()},
         )
 
     async def renew_leases(self, owner: str, lease_seconds: float) -> int:
@@ -202,7 +262,10 @@ class FunctionStore:
     async def pending_stats(self) -> PendingStats:
         answer = await self._caller.call(calls.PENDING_STATS, {})
         return PendingStats(
-            pending=int(answer["pending"]), oldest_age_seconds=float(answer["oldest_age_seconds"])
+            pending=int(answer["pending"]),
+            oldest_age_seconds=float(answer["oldest_age_seconds"]),
+            untrackable=int(answer.get("untrackable", 0)),
+            changes_waiting=int(answer.get("changes_waiting", 0)),
         )
 
     async def ping(self) -> None:

@@ -20,7 +20,7 @@ from reconciler.store.functions import FunctionStore
 # SQLSTATE classes that mean "your input is wrong": 22 data exception, P0 raised by a function.
 
 
-def _statement(function: SqlFunction) -> str:
+def statement_for(function: SqlFunction) -> str:
     arguments = ", ".join(
         f"{name} => ${index}::{pg_type}"
         for index, (name, pg_type) in enumerate(function.params, start=1)
@@ -74,7 +74,7 @@ class PostgresCaller:
     async def call(self, function: SqlFunction, arguments: Mapping[str, Any]) -> Any:
         statement = self._statements.get(function.name)
         if statement is None:
-            statement = self._statements[function.name] = _statement(function)
+            statement = self._statements[function.name] = statement_for(function)
         values = [arguments[name] for name in function.argument_names]
         try:
             async with self._pool.acquire() as conn:
@@ -85,7 +85,7 @@ class PostgresCaller:
     async def call_as_user(
         self, function: SqlFunction, arguments: Mapping[str, Any], user: UserCaller
     ) -> Any:
-        statement = _statement(function)
+        statement = statement_for(function)
         values = [arguments[name] for name in function.argument_names]
         try:
             async with self._pool.acquire() as conn, conn.transaction():

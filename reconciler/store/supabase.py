@@ -14,7 +14,7 @@ from postgrest import APIError, AsyncPostgrestClient
 
 from reconciler.auth import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
-from reconciler.store.calls import FIND_PROJECT, REJECTED_SQLSTATE_CLASSES, SqlFunction
+from reconciler.store.calls import JOB_STATES, REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
@@ -81,7 +81,7 @@ class SupabaseRpcCaller:
 
     async def ping(self) -> None:
         # A cheap call that exercises PostgREST, the database and the service role's grant.
-        await self.call(FIND_PROJECT, {"p_job_id": ""})
+        await self.call(JOB_STATES, {"p_job_ids": []})
 
     async def close(self) -> None:
         await self._http.aclose()
