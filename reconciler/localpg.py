@@ -67,6 +67,9 @@ class LocalPostgres:
         self._data = self._root / "data"
         self._log = self._root / "postgres.log"
         self._running = False
+        # Set by stop(): a start() that only gets the lock afterwards (a thread that was slow to
+        # begin) must not bring up a cluster nobody will stop.
+        self._stopped = False
         # Held by start() and stop(): a stop during a start (from another thread, as when an
         # `asyncio.to_thread(pg.start)` is cancelled) waits for the start, then stops it.
         self._lock = threading.Lock()
@@ -91,6 +94,8 @@ class LocalPostgres:
         """Create (first time) and start the cluster. A start that fails half-way stops
         whatever it started and removes its directory before raising."""
         with self._lock:
+            if self._stopped:
+                raise LocalPostgresError("this cluster was stopped; it cannot start again")
             try:
                 self._start()
             except BaseException:
@@ -144,6 +149,7 @@ class LocalPostgres:
 
     def stop(self) -> None:
         with self._lock:
+            self._stopped = True
             self._stop()
 
     def _stop(self) -> None:

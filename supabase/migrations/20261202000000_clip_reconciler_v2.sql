@@ -10,10 +10,11 @@
 --     it appends the project id to reconciler.changed_projects, an unindexed outbox. The
 --     service drains it (reconciler_drain_changes): reads the project, tracks its new pending
 --     jobs, applies results that arrived first. Measured with pgbench on 20,000 projects of 20
---     clips (bench/host_tax.py): a trigger that reads the clips and inserts (project, job)
---     pairs runs the app's "add a pending clip" at 0.54-0.62x, 0.42x with a NOTIFY (NOTIFY
---     takes a global lock at commit); the outbox append at 0.75-0.80x. Nothing is missed: the
---     outbox row commits or rolls back with the app's own write (I5).
+--     clips (bench/w6_host_tax.py and a probe of the alternatives): a trigger that reads the
+--     clips and inserts (project, job) pairs ran the app's "add a pending clip" at
+--     0.54-0.62x, 0.42x with a NOTIFY (NOTIFY takes a global lock at commit); the outbox
+--     append at 0.72-0.80x (v0.1: 0.23x). Nothing is missed: the outbox row commits or rolls
+--     back with the app's own write (I5).
 --   * Jobs are tracked per (project, job): a job id held by several projects (an app that
 --     duplicates a project) settles in each. Webhook results are kept (until retention) and
 --     applied to every project that holds or later gets the job.
