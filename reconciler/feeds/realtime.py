@@ -220,8 +220,9 @@ class RealtimeFeed:
         finally:
             self._state = "stopped"
             consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            # gather, not `suppress(CancelledError)`: a cancellation of this task arriving while
+            # it waits must not be swallowed.
+            await asyncio.gather(consumer, return_exceptions=True)
 
     def _mark_reconnecting(self) -> None:
         # "starting" lasts until the first subscription; later gaps are "reconnecting".
