@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import jwt
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -114,6 +114,9 @@ class PostgrestStandIn:
             arguments = json.loads(await request.body() or b"{}")
         except ValueError:
             return _error(400, "PGRST102", "Empty or invalid json")
+        except ClientDisconnect:
+            # The caller died mid-request (the soak SIGKILLs replicas): nobody to answer.
+            return Response(status_code=499)
         if not isinstance(arguments, dict):
             return _error(400, "PGRST102", "Arguments must be a JSON object")
         self.calls[function] += 1
