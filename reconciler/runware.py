@@ -1,6 +1,6 @@
 """The Runware HTTP client: batched `getResponse`, every known error shape, polite retries.
 
-Implements `reconciler.ports.RunwareApi`. Facts it relies on are in runware-api.md; in short:
+Implements `reconciler.ports.RunwareApi`. Facts it relies on: docs/runware-api.md; in short:
 one `POST /v1` endpoint taking an array of tasks, answers `{"data":[…]}` and/or `{"errors":[…]}`
 (or a singular `error`) whatever the HTTP status, 429/503/504 and other 5xx are transient, and
 no source confirms that several `getResponse` tasks per request are answered — so answers are

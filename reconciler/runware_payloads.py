@@ -1,7 +1,7 @@
 """Runware's JSON payloads, parsed tolerantly: API answers and webhook bodies share one model.
 
 Fields are optional and loosely typed: an item that still does not fit is skipped (its task then
-counts as omitted), never a crash. Extra fields are ignored. Shapes are in runware-api.md.
+counts as omitted), never a crash. Extra fields are ignored. Shapes: docs/runware-api.md.
 """
 
 from __future__ import annotations

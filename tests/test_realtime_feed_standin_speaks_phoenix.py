@@ -1,5 +1,5 @@
 """The realtime stand-in speaks the Phoenix protocol the way realtime-py expects it
-(shared/supabase-clients.md, "Wire protocol"), checked with a bare websocket client."""
+(docs/realtime-py.md, "The Phoenix wire protocol"), checked with a bare websocket client."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook bodies in every shape Runware may send (runware-api.md, "Webhooks")."""
+"""Webhook bodies in every shape Runware may send (docs/runware-api.md, "Webhooks")."""
 
 from __future__ import annotations
 

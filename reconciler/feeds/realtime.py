@@ -1,6 +1,6 @@
 """The Supabase transport's change feed: realtime `postgres_changes` on `public.projects`.
 
-realtime-py (2.34) loses events silently in several ways (shared/supabase-clients.md,
+realtime-py (2.34) loses events silently in several ways (docs/realtime-py.md,
 "Hazards"), so this module trusts none of its recovery and supervises it instead:
 
 - callbacks are plain functions that cannot raise (a raising callback kills the listener task)

@@ -1,6 +1,6 @@
 """A Runware API simulator with fault injection, for the demo, tests, soak runs and benchmarks.
 
-Speaks the parts of the Runware API the reconciler relies on (see runware-api.md): array bodies,
+Speaks the parts of the Runware API the reconciler relies on (docs/runware-api.md): array bodies,
 Bearer or legacy auth, async `videoInference` with webhooks, batched `getResponse`, both error
 shapes, cumulative results. `python -m reconciler.simulator --help` runs it on its own.
 """

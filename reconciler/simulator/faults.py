@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-# How a finished item is shaped where sources disagree (see runware-api.md). "mixed" picks one
-# per job or per delivery with the seeded RNG, so a long run exercises both.
+# How a finished item is shaped where sources disagree (docs/runware-api.md, "Body shapes" and
+# "Answers and error shapes"). "mixed" picks one per job or per delivery with the seeded RNG, so
+# a long run exercises both.
 WebhookShape: TypeAlias = Literal["flat", "wrapped", "mixed"]
 ErrorShape: TypeAlias = Literal["errors", "data", "mixed"]
 Outcome: TypeAlias = Literal["success", "error"]

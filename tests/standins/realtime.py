@@ -1,6 +1,6 @@
 """A Supabase Realtime stand-in: the Phoenix websocket protocol over changes from real Postgres.
 
-Faithful where realtime-py depends on it (shared/supabase-clients.md, "Wire protocol"): the
+Faithful where realtime-py depends on it (docs/realtime-py.md, "The Phoenix wire protocol"): the
 `apikey` query parameter must be the configured key; `phx_join` on `realtime:<topic>` is
 answered with each `postgres_changes` binding echoed plus a non-zero `id`, then the `system`
 "Subscribed to PostgreSQL" message; a second join of a topic on one socket gets its reply and
