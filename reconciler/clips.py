@@ -18,6 +18,9 @@ FAILED = "failed"
 # Runware error codes meaning "Runware no longer knows this task" (expired or never existed).
 # They are terminal only after a grace period: a fresh task may not be visible everywhere yet.
 UNKNOWN_TASK_CODES = frozenset({"taskNotFound", "taskExpired", "taskFailedOrNotFound"})
+# Error codes about our request, not about the video: a per-task entry with one of these says
+# nothing of the generation, so the clip stays pending (I11) and the check counts as failed.
+OUR_SIDE_CODES = frozenset({"invalidApiKey", "insufficientCredits", "rateLimitExceeded"})
 
 DEFAULT_ALLOWED_URL_HOSTS = ("vm.runware.ai", "im.runware.ai")
 
@@ -68,12 +71,14 @@ class CheckError:
 TaskStatus: TypeAlias = Processing | Succeeded | Failed | UnknownTask | CheckError
 
 
-def status_from_error(code: str | None, message: str | None) -> Failed | UnknownTask:
+def status_from_error(code: str | None, message: str | None) -> Failed | UnknownTask | CheckError:
     """Classify a Runware error object that names a task."""
     code = code or "unknownError"
     message = message or code
     if code in UNKNOWN_TASK_CODES:
         return UnknownTask(code, message)
+    if code in OUR_SIDE_CODES:
+        return CheckError(f"{code}: {message}")
     return Failed(code, message)
 
 

@@ -89,6 +89,10 @@ def test_allow_list_is_configurable_and_case_insensitive() -> None:
         ("taskFailedOrNotFound", UnknownTask),
         ("timeoutProvider", Failed),
         (None, Failed),
+        # About our request, not the video: never a reason to fail a clip (I11).
+        ("rateLimitExceeded", CheckError),
+        ("insufficientCredits", CheckError),
+        ("invalidApiKey", CheckError),
     ],
 )
 def test_error_codes_are_classified(code: str | None, kind: type) -> None:
