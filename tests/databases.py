@@ -45,10 +45,20 @@ class PgCluster:
             await conn.close()
 
     async def create_database(self) -> str:
+        """A fresh database cloned from the migrated template."""
+        return await self._create(f"template {TEMPLATE}")
+
+    async def create_baseline_database(self) -> str:
+        """A fresh database with Supabase's baseline only: none of our migrations applied."""
+        url = await self._create("")
+        await apply_baseline(url)
+        return url
+
+    async def _create(self, options: str) -> str:
         name = f"test_{next(_counter)}"
         admin = await asyncpg.connect(self.dsn())
         try:
-            await admin.execute(f"create database {name} template {TEMPLATE}")
+            await admin.execute(f"create database {name} {options}")
         finally:
             await admin.close()
         return self.dsn(name)

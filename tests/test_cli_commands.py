@@ -66,13 +66,7 @@ async def test_sweep_settles_what_is_due_now(
 
 
 async def test_migrate_applies_to_a_fresh_database_twice(pg_cluster: PgCluster) -> None:
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    await admin.execute("create database cli_migrate")
-    await admin.close()
-    url = pg_cluster.dsn("cli_migrate")
-    from reconciler.migrations import apply_baseline
-
-    await apply_baseline(url)
+    url = await pg_cluster.create_baseline_database()
 
     first = await _run({"DATABASE_URL": url}, "migrate")
     second = await _run({"DATABASE_URL": url}, "migrate")

@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from reconciler.migrations import apply_baseline, apply_migrations, migration_files
+from reconciler.migrations import apply_migrations, migration_files
 from reconciler.simulator import RunwareSimulator
 from tests.conftest import ENGINE_ENV, AppFactory
 from tests.databases import PgCluster
@@ -33,14 +33,7 @@ P4 = UUID("00000000-0000-4000-8000-000000000004")
 @pytest.fixture
 async def released_db(pg_cluster: PgCluster) -> str:
     """A database with Supabase's baseline and only the released migration file applied."""
-    name = f"released_{random.randrange(1 << 30)}"
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f"create database {name}")
-    finally:
-        await admin.close()
-    url = pg_cluster.dsn(name)
-    await apply_baseline(url)
+    url = await pg_cluster.create_baseline_database()
     [released] = [f for f in migration_files() if f.name == RELEASED]
     conn = await asyncpg.connect(url)
     try:
@@ -161,14 +154,7 @@ async def test_v01_database_upgrades_and_every_clip_converges(
 
 
 async def test_migrate_twice_at_once_applies_each_file_once(pg_cluster: PgCluster) -> None:
-    name = f"twice_{random.randrange(1 << 30)}"
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f"create database {name}")
-    finally:
-        await admin.close()
-    url = pg_cluster.dsn(name)
-    await apply_baseline(url)
+    url = await pg_cluster.create_baseline_database()
 
     first, second = await asyncio.gather(apply_migrations(url), apply_migrations(url))
 
