@@ -1,13 +1,56 @@
-"""A token bucket: at most `rate` acquisitions per second on average, bursts up to `burst`."""
+"""Token buckets: at most `rate` acquisitions per second on average, bursts up to `burst`.
+
+The refill arithmetic lives once, in `Bucket` (pure: no clock, no waiting). Two ways of using
+it are built on top:
+
+- `TokenBucket`: one bucket, `await acquire()` waits until a token is there (the Runware
+  client's request rate);
+- `KeyedRateLimiter`: a bucket per key, `try_acquire(key)` decides at once — allowed, or the
+  seconds until it would be (the check endpoint's per-caller limit).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+MAX_TRACKED_CALLERS = 10_000
+
+
+@dataclass
+class Bucket:
+    """Tokens as of `updated`; they grow at `rate` per second up to `burst`."""
+
+    rate: float
+    burst: float
+    tokens: float
+    updated: float
+
+    @classmethod
+    def full(cls, rate: float, burst: float, now: float) -> Bucket:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        return cls(rate, burst, burst, now)
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def try_take(self, now: float) -> float | None:
+        """Take a token: None when taken; otherwise the seconds until one will be there."""
+        self.refill(now)
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.rate
 
 
 class TokenBucket:
+    """One bucket; `acquire()` waits its turn. `burst` defaults to one second's worth (>= 1)."""
+
     def __init__(
         self,
         rate: float,
@@ -16,26 +59,41 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self._rate = rate
-        self._burst = burst if burst is not None else max(1.0, rate)
-        self._tokens = self._burst
+        self._bucket = Bucket.full(rate, burst if burst is not None else max(1.0, rate), clock())
         self._clock = clock
         self._sleep = sleep
-        self._updated = clock()
         self._lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
 
     async def acquire(self) -> None:
         # The lock makes waiters queue in order instead of all waking for the same token.
         async with self._lock:
-            self._refill()
-            while self._tokens < 1:
-                await self._sleep((1 - self._tokens) / self._rate)
-                self._refill()
-            self._tokens -= 1
+            while (wait := self._bucket.try_take(self._clock())) is not None:
+                await self._sleep(wait)
+
+
+class KeyedRateLimiter:
+    """A bucket per key, decided at once (no waiting). Idle keys are forgotten, oldest first,
+    beyond `MAX_TRACKED_CALLERS`, so memory stays bounded."""
+
+    def __init__(
+        self, per_minute: float, burst: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self._rate = per_minute / 60.0
+        self._burst = burst
+        self._clock = clock
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+
+    def try_acquire(self, key: str) -> float | None:
+        """None when allowed; otherwise the seconds until a call would be allowed."""
+        now = self._clock()
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = Bucket.full(self._rate, self._burst, now)
+        wait = bucket.try_take(now)
+        # Re-inserted at the end: the order is least recently seen first.
+        self._buckets[key] = bucket
+        while len(self._buckets) > MAX_TRACKED_CALLERS:
+            self._buckets.popitem(last=False)
+        return wait

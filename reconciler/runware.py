@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.backoff import Backoff
 from reconciler.clips import (
     UNKNOWN_TASK_CODES,
     CheckError,
@@ -136,8 +137,8 @@ class RunwareClient:
         self._api_key = api_key
         self._batch_size = batch_size
         self._max_retries = max_retries
-        self._backoff_base = backoff_base_seconds
-        self._backoff_cap = backoff_cap_seconds
+        # Full jitter on purpose (see reconciler.backoff.Jitter): few retries to a shared server.
+        self._backoff = Backoff(backoff_base_seconds, backoff_cap_seconds, jitter="full")
         self._max_retry_after = max_retry_after_seconds
         self._sleep = sleep
         self._on_request = on_request
@@ -288,16 +289,15 @@ class RunwareClient:
                     )
             if attempt < self._max_retries:
                 # Sleep outside the semaphore: waiting is not a request in flight.
-                await self._sleep(self._backoff(attempt, retry_after))
+                await self._sleep(self._retry_delay(attempt, retry_after))
         attempts = self._max_retries + 1
         return _GaveUp(f"Runware unavailable after {attempts} attempts ({problem})")
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        # The server's Retry-After knows its load better than our schedule does.
         if retry_after is not None:
             return retry_after
-        # Full jitter (AWS architecture blog): uniform over [0, min(cap, base * 2^attempt)].
-        ceiling = min(self._backoff_cap, self._backoff_base * 2**attempt)
-        return self._rng.uniform(0.0, ceiling)
+        return self._backoff.delay(attempt, self._rng)
 
     def _credentials_message(self, response: httpx.Response, envelope: Envelope | None) -> str:
         meaning = {

@@ -5,12 +5,18 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from reconciler.backoff import Backoff
+
 
 @dataclass(frozen=True)
 class PollPolicy:
     backoff_base_seconds: float = 5.0
     backoff_cap_seconds: float = 300.0
     give_up_after_seconds: float = 3600.0
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_base_seconds, self.backoff_cap_seconds, jitter="equal")
 
     def next_check_in(
         self,
@@ -20,17 +26,14 @@ class PollPolicy:
         age_seconds: float = 0.0,
         progress: int | None = None,
     ) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random, capped.
+        """The shared `Backoff` ("equal jitter": half fixed, half random, capped).
 
         `attempts` counts checks already made, so the first re-check waits about the base.
         When Runware reports progress, the job is checked again about when it should be done
         (its age * remaining / done, never sooner than the base) if that comes before the
         backoff: a video at 80% after 40 s is looked at again in ~10 s, not at the cap.
         """
-        ceiling = min(
-            self.backoff_cap_seconds, self.backoff_base_seconds * 2.0 ** min(attempts, 30)
-        )
-        backoff = ceiling / 2 + rng.uniform(0, ceiling / 2)
+        backoff = self.backoff.delay(attempts, rng)
         if progress is None or not 0 < progress < 100 or age_seconds <= 0:
             return backoff
         remaining = age_seconds * (100 - progress) / progress

@@ -34,6 +34,7 @@ from realtime.types import (
     RealtimeSubscribeStates,
 )
 
+from reconciler.backoff import Backoff
 from reconciler.clips import is_pending
 from reconciler.ports import FeedHints, FeedState
 
@@ -138,12 +139,13 @@ async def _dispose_even_if_cancelled(subscription: _Subscription) -> None:
 class RealtimeFeed:
     """A `ChangeFeed` over Supabase realtime that rebuilds its client whenever in doubt.
 
-    Rebuilds wait `initial_backoff` doubling up to `rebuild_backoff_cap` (half of it fixed,
-    half random); a subscription that lasted `healthy_after` seconds resets that. The watchdog
-    runs every `health_check_interval` and rebuilds when the socket has been down for
-    `disconnect_grace`, realtime-py's listener task has ended, or the channel is still not
-    joined after twice `join_timeout`. `ready_timeout` bounds the wait for the server's ready
-    message before the resync. `queue_size` bounds events waiting for the consumer.
+    Rebuilds wait `initial_backoff` doubling up to `rebuild_backoff_cap` (the shared
+    `reconciler.backoff.Backoff`, equal jitter drawn from `rng`); a subscription that lasted
+    `healthy_after` seconds resets that. The watchdog runs every `health_check_interval` and
+    rebuilds when the socket has been down for `disconnect_grace`, realtime-py's listener task
+    has ended, or the channel is still not joined after twice `join_timeout`. `ready_timeout`
+    bounds the wait for the server's ready message before the resync. `queue_size` bounds
+    events waiting for the consumer.
 
     Counters for metrics: `rebuilds` (clients thrown away and replaced), `events_received`
     (change payloads delivered by realtime-py), `callback_errors` (events or hints that failed
@@ -169,14 +171,16 @@ class RealtimeFeed:
         ready_timeout: float = 5.0,
         queue_size: int = 10_000,
         sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self._url = realtime_url(supabase_url)
         self._api_key = api_key
         self._table = table
         self._schema = schema
         self._topic = topic
-        self._initial_backoff = initial_backoff
-        self._backoff_cap = rebuild_backoff_cap
+        # "Equal jitter": never below half the ceiling, so a refusing server is never hammered.
+        self._backoff = Backoff(initial_backoff, rebuild_backoff_cap, jitter="equal")
+        self._rng = rng if rng is not None else random.Random()
         self._healthy_after = healthy_after
         # realtime-py takes whole seconds (and never beats more often than every 15 s).
         self._hb_interval = math.ceil(hb_interval)
@@ -216,7 +220,8 @@ class RealtimeFeed:
                 failures = 0 if self._was_healthy(subscription) else failures + 1
                 self._mark_reconnecting()
                 self.rebuilds += 1
-                await self._sleep(self._backoff(failures))
+                # `failures` counts from 1 (0 after a healthy run); the backoff from 0.
+                await self._sleep(self._backoff.delay(max(failures - 1, 0), self._rng))
         finally:
             self._state = "stopped"
             consumer.cancel()
@@ -305,11 +310,6 @@ class RealtimeFeed:
             return False
         lasted = asyncio.get_running_loop().time() - subscription.subscribed_at
         return lasted >= self._healthy_after
-
-    def _backoff(self, failures: int) -> float:
-        """Exponential, capped, with "equal jitter": never below half, so never a tight loop."""
-        ceiling = min(self._backoff_cap, self._initial_backoff * 2.0 ** max(failures - 1, 0))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     # --- callbacks: run inside realtime-py's listener task, so they must never raise ----------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from reconciler.backoff import Backoff
+
 # How a finished item is shaped where sources disagree (docs/runware-api.md, "Body shapes" and
 # "Answers and error shapes"). "mixed" picks one per job or per delivery with the seeded RNG, so
 # a long run exercises both.
@@ -66,6 +68,10 @@ class WebhookRetry:
     cap_seconds: float = 8.0
     max_attempts: int = 8
     timeout_seconds: float = 5.0
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.first_delay_seconds, self.cap_seconds, jitter="equal")
 
     @classmethod
     def fast(cls) -> WebhookRetry:

@@ -137,7 +137,6 @@ class WebhookSender:
 
     async def _send(self, url: str, body: Json, attempted: asyncio.Event | None) -> None:
         retry = self._config.webhook_retry
-        delay = retry.first_delay_seconds
         for attempt in range(1, retry.max_attempts + 1):
             self._counters.webhook_attempts += 1
             try:
@@ -152,9 +151,9 @@ class WebhookSender:
                 return
             self._counters.webhook_failed_attempts += 1
             if attempt < retry.max_attempts:
-                # Jitter between half and the full delay, as a fleet of senders would show.
-                await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
-                delay = min(delay * 2, retry.cap_seconds)
+                # Equal jitter (half to the full delay), as a fleet of senders would show;
+                # `attempt` counts from 1, the backoff from 0.
+                await asyncio.sleep(retry.backoff.delay(attempt - 1, self._rng))
         self._counters.webhook_gave_up += 1
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
