@@ -31,7 +31,7 @@ import asyncpg
 from bench.context import BenchContext
 from bench.report import Outcome, Row, fmt, fmt_ratio
 from bench.stats import ratio, rounded
-from reconciler.checker import CheckPolicy
+from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.engine import Engine, EnginePolicy
 from reconciler.migrations import apply_migrations
 from reconciler.runware import RunwareClient
@@ -184,8 +184,10 @@ async def run(ctx: BenchContext) -> Outcome:
             ctx.say(f"W7 seeding {projects:,} projects, {PENDING_JOBS} pending jobs")
             dsn = await _prepare(ctx, projects)
             store = await connect_postgres_store(dsn)
-            # A sweep never asks Runware: the client only fills the engine's signature.
-            engine = Engine(store, runware, check_policy=CheckPolicy(), policy=EnginePolicy())
+            # A sweep never asks Runware: the client only fills the checker's signature.
+            engine = Engine(
+                store, ClipChecker(store, runware, CheckPolicy()), policy=EnginePolicy()
+            )
             sides.append(Side(projects, store, engine, await asyncpg.connect(dsn)))
         small, large = sides
         ctx.say(f"W7 {size.sweeps} sweeps of each database")

@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> Starlette:
         async with open_services(settings, observer=service_metrics) as services:
             app.state.services = services
             app.state.metrics = service_metrics
-            service_metrics.watch(services)
+            service_metrics.watch(services.store, services.engine)
             if services.engine is None:
                 yield
                 return

@@ -13,12 +13,15 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
 
+# Re-exported: the identity values live in `callers`, so the ports need not import this module.
+from reconciler.callers import Caller as Caller
+from reconciler.callers import ServiceCaller as ServiceCaller
+from reconciler.callers import UserCaller as UserCaller
 from reconciler.tokens import matches_any
 
 log = logging.getLogger(__name__)
@@ -34,24 +37,6 @@ JWT_LEEWAY_SECONDS = 30.0
 
 class Unauthenticated(Exception):
     """Missing, malformed, expired or wrongly signed credentials (→ 401)."""
-
-
-@dataclass(frozen=True)
-class ServiceCaller:
-    key: str = "service"
-
-
-@dataclass(frozen=True)
-class UserCaller:
-    token: str
-    claims: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        return f"user:{self.claims['sub']}"
-
-
-Caller = ServiceCaller | UserCaller
 
 
 class JwksUnreadable(ValueError):

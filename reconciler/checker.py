@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from reconciler.callers import Caller, UserCaller
 from reconciler.clips import (
     CheckError,
     Decision,
@@ -46,6 +47,10 @@ class ClipChecker:
         self._runware = runware
         self._policy = policy
 
+    @property
+    def policy(self) -> CheckPolicy:
+        return self._policy
+
     async def statuses(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
         """Runware's answer for each job; rejected credentials become a per-job error."""
         if not job_ids:
@@ -55,6 +60,15 @@ class ClipChecker:
         except RunwareCredentialsRejected as error:
             log.error("Runware rejected the API key: %s", error)
             return {job_id: CheckError(str(error)) for job_id in job_ids}
+
+    async def check_for(self, caller: Caller, project_id: UUID) -> dict[str, Any]:
+        """`check` on behalf of `caller`: a user sees only the projects the database lets them
+        see; any other project is ProjectNotFound, as if it did not exist (no existence leak)."""
+        if isinstance(caller, UserCaller) and not await self._store.project_visible_to(
+            project_id, caller
+        ):
+            raise ProjectNotFound(str(project_id))
+        return await self.check(project_id)
 
     async def check(self, project_id: UUID) -> dict[str, Any]:
         """The seed's response body for `project_id`; raises ProjectNotFound."""

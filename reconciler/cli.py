@@ -105,15 +105,10 @@ async def _run_sweep(settings: Settings, console: Console) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from reconciler.engine import Engine
-    from reconciler.services import check_policy, engine_policy, open_services
+    from reconciler.services import engine_policy, open_services
 
     async with open_services(settings, with_feed=False) as services:
-        engine = Engine(
-            services.store,
-            services.runware,
-            check_policy=check_policy(settings),
-            policy=engine_policy(settings),
-        )
+        engine = Engine(services.store, services.checker, policy=engine_policy(settings))
         columns = (
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -181,15 +176,10 @@ async def _run_resync(settings: Settings, console: Console) -> int:
     from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from reconciler.engine import Engine
-    from reconciler.services import check_policy, engine_policy, open_services
+    from reconciler.services import engine_policy, open_services
 
     async with open_services(settings, with_feed=False) as services:
-        engine = Engine(
-            services.store,
-            services.runware,
-            check_policy=check_policy(settings),
-            policy=engine_policy(settings),
-        )
+        engine = Engine(services.store, services.checker, policy=engine_policy(settings))
         columns = (SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn())
         with Progress(*columns, console=console) as progress:
             scanning = progress.add_task("Scanning projects", total=None)

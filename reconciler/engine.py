@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from reconciler.checker import CheckPolicy, ClipChecker
+from reconciler.checker import ClipChecker
 from reconciler.clips import FAILED, CheckError, Processing, decide
 from reconciler.observability.context import log_context
 from reconciler.observability.observer import NullObserver, Observer
@@ -39,7 +39,6 @@ from reconciler.ports import (
     ChangeFeed,
     FeedState,
     PollOutcome,
-    RunwareApi,
     Store,
     StoreRejected,
     StoreUnavailable,
@@ -114,9 +113,8 @@ class Engine:
     def __init__(
         self,
         store: Store,
-        runware: RunwareApi,
+        checker: ClipChecker,
         *,
-        check_policy: CheckPolicy,
         policy: EnginePolicy,
         feed: ChangeFeed | None = None,
         owner: str | None = None,
@@ -124,8 +122,8 @@ class Engine:
         observer: Observer | None = None,
     ) -> None:
         self._store = store
-        self._checker = ClipChecker(store, runware, check_policy)
-        self._check_policy = check_policy
+        self._checker = checker
+        self._check_policy = checker.policy
         self._policy = policy
         self._feed = feed
         self.owner = owner or new_owner_id()

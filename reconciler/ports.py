@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from reconciler.auth import UserCaller
+from reconciler.callers import UserCaller
 from reconciler.clips import TaskStatus
 
 

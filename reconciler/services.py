@@ -110,11 +110,11 @@ async def open_services(
     runware = runware_client(settings, observer)
     policy = check_policy(settings)
     webhooks = WebhookIngestor(store, runware, policy, confirm=settings.webhook_verify == "api")
+    checker = ClipChecker(store, runware, policy)
     engine = (
         Engine(
             store,
-            runware,
-            check_policy=policy,
+            checker,
             policy=engine_policy(settings),
             feed=change_feed(settings) if with_feed else None,
             observer=observer,
@@ -122,7 +122,6 @@ async def open_services(
         if settings.engine
         else None
     )
-    checker = ClipChecker(store, runware, policy)
     auth_http = httpx.AsyncClient(timeout=10)
     callers = CallerVerifier(
         trusted_tokens=settings.caller_tokens,

@@ -11,7 +11,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from reconciler.checker import CheckPolicy
+from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.engine import Engine, EnginePolicy
 from reconciler.ports import StoreRejected
 from reconciler.runware import RunwareClient
@@ -47,8 +47,7 @@ async def test_refused_renewals_are_retried_and_the_round_still_succeeds(
     monkeypatch.setattr(store, "renew_leases", refuse_then_renew)
     engine = Engine(
         store,
-        runware,
-        check_policy=CheckPolicy(first_check_delay_seconds=0),
+        ClipChecker(store, runware, CheckPolicy(first_check_delay_seconds=0)),
         policy=EnginePolicy(lease_seconds=1.5),
     )
     try:

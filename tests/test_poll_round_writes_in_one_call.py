@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from reconciler.checker import CheckPolicy
+from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.engine import Engine, EnginePolicy
 from reconciler.runware import RunwareClient
 from reconciler.simulator import RunwareSimulator
@@ -52,8 +52,7 @@ async def test_a_round_over_many_projects_is_two_calls(
     runware = RunwareClient(simulator.url, simulator.config.api_key, max_retries=0)
     engine = Engine(
         store,
-        runware,
-        check_policy=CheckPolicy(first_check_delay_seconds=0),
+        ClipChecker(store, runware, CheckPolicy(first_check_delay_seconds=0)),
         policy=EnginePolicy(),
     )
     try:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from reconciler.auth import Unauthenticated, UserCaller
+from reconciler.auth import Unauthenticated
+from reconciler.callers import UserCaller
 from reconciler.checker import ProjectNotFound
 from reconciler.clips import error_response
 from reconciler.http.requests import BodyTooLarge, bearer_token, read_capped_body
@@ -74,13 +75,9 @@ async def check_clips_status(request: Request) -> Response:
     if isinstance(parsed, JSONResponse):
         return parsed
     try:
-        if isinstance(caller, UserCaller) and not await services.store.project_visible_to(
-            parsed.project_id, caller
-        ):
-            # The same answer as for a project that does not exist: existence must not leak.
-            return failure(404, "Project not found")
-        body = await services.checker.check(parsed.project_id)
+        body = await services.checker.check_for(caller, parsed.project_id)
     except ProjectNotFound:
+        # Also a project this user may not see: existence must not leak.
         return failure(404, "Project not found")
     except StoreUnavailable as error:
         log.warning("check %s: database unavailable: %s", parsed.project_id, error)

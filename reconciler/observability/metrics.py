@@ -7,29 +7,88 @@ Two kinds of series:
 - events the service reports through `Observer` (webhook outcomes, Runware requests, how long
   reconciles and poll rounds take) go into counters and histograms here;
 - everything that already exists as a number (`EngineStats`, the queue, leases held, the
-  feed's state and counters, pending jobs in the database) is read when scraped.
+  feed's state and counters, pending jobs in the database) is read when scraped, through the
+  read-only protocols below (`EngineReadings`, which the engine satisfies, and
+  `PendingStatsSource`, which the store does): this module imports neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import get_args
+from collections.abc import Iterable, Iterator, Sized
+from typing import Protocol, get_args, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from reconciler.engine import Engine
 from reconciler.observability.observer import WebhookOutcome
-from reconciler.observability.pending import PendingStatsCache
+from reconciler.observability.pending import PendingStatsCache, PendingStatsSource
 from reconciler.ports import FeedState
-from reconciler.services import Services
 
 PREFIX = "reconciler_"
 
 # Reconciling a project is one or two SQL calls; a poll round includes Runware's answer time.
 _RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _POLL_ROUND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class EngineCounts(Protocol):
+    """The engine's running totals (`EngineStats`), as metrics read them."""
+
+    @property
+    def reconciles(self) -> int: ...
+    @property
+    def jobs_polled(self) -> int: ...
+    @property
+    def results_written(self) -> int: ...
+    @property
+    def gave_up(self) -> int: ...
+    @property
+    def sweeps(self) -> int: ...
+    @property
+    def changes_drained(self) -> int: ...
+    @property
+    def resyncs(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def check_failures(self) -> int: ...
+    @property
+    def projects_skipped(self) -> int: ...
+    @property
+    def lease_renewal_failures(self) -> int: ...
+
+
+class FeedReadings(Protocol):
+    """What every change feed shows: its state."""
+
+    @property
+    def state(self) -> FeedState: ...
+
+
+@runtime_checkable
+class FeedCounters(Protocol):
+    """Counters only some feeds keep (the realtime feed does); reported when present."""
+
+    @property
+    def rebuilds(self) -> int: ...
+    @property
+    def events_received(self) -> int: ...
+
+
+class EngineReadings(Protocol):
+    """The read-only view of a running engine that metrics need (`engine.Engine` has it)."""
+
+    @property
+    def stats(self) -> EngineCounts: ...
+    @property
+    def queue(self) -> Sized: ...
+    @property
+    def leases_held(self) -> int: ...
+    @property
+    def check_trouble(self) -> str | None: ...
+    @property
+    def feed(self) -> FeedReadings | None: ...
 
 
 class ServiceMetrics:
@@ -85,12 +144,11 @@ class ServiceMetrics:
 
     # --- Scraping ---------------------------------------------------------------------------
 
-    def watch(self, services: Services) -> None:
-        """Start reporting the state of these services (called once they are open)."""
-        self._state.services = services
-        self._state.pending = PendingStatsCache(
-            services.store, max_age_seconds=self._pending_cache_seconds
-        )
+    def watch(self, store: PendingStatsSource, engine: EngineReadings | None) -> None:
+        """Start reporting the state of these services (called once they are open); no engine
+        series without an engine (RECONCILER_ENGINE=0)."""
+        self._state.engine = engine
+        self._state.pending = PendingStatsCache(store, max_age_seconds=self._pending_cache_seconds)
 
     async def render(self) -> bytes:
         """The exposition text; reads the database first (cached), then everything else."""
@@ -104,13 +162,13 @@ class _ScrapeTimeCollector:
     what runs, e.g. no engine series with RECONCILER_ENGINE=0)."""
 
     def __init__(self) -> None:
-        self.services: Services | None = None
+        self.engine: EngineReadings | None = None
         self.pending: PendingStatsCache | None = None
 
     def collect(self) -> Iterable[Metric]:
         if self.pending is not None:
             yield from _pending_series(self.pending)
-        engine = self.services.engine if self.services is not None else None
+        engine = self.engine
         if engine is not None:
             yield from _engine_series(engine)
             yield from _feed_series(engine)
@@ -152,7 +210,7 @@ def _pending_series(pending: PendingStatsCache) -> Iterator[Metric]:
     )
 
 
-def _engine_series(engine: Engine) -> Iterator[Metric]:
+def _engine_series(engine: EngineReadings) -> Iterator[Metric]:
     stats = engine.stats
     yield _gauge("queue_depth", "Projects waiting in the work queue.", len(engine.queue))
     yield _gauge(
@@ -195,7 +253,7 @@ def _engine_series(engine: Engine) -> Iterator[Metric]:
     )
 
 
-def _feed_series(engine: Engine) -> Iterator[Metric]:
+def _feed_series(engine: EngineReadings) -> Iterator[Metric]:
     feed = engine.feed
     if feed is None:
         return
@@ -205,14 +263,12 @@ def _feed_series(engine: Engine) -> Iterator[Metric]:
     for state in get_args(FeedState):
         states.add_metric([state], 1.0 if feed.state == state else 0.0)
     yield states
-    # Counters only some feeds keep: read by name rather than widening the ChangeFeed port.
-    rebuilds = getattr(feed, "rebuilds", None)
-    if isinstance(rebuilds, int):
+    if isinstance(feed, FeedCounters):
         yield _counter(
             "feed_rebuilds",
             "Times the change feed threw its connection away and rebuilt it.",
-            rebuilds,
+            feed.rebuilds,
         )
-    events = getattr(feed, "events_received", None)
-    if isinstance(events, int):
-        yield _counter("feed_events", "Change notifications the feed received.", events)
+        yield _counter(
+            "feed_events", "Change notifications the feed received.", feed.events_received
+        )

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
-from reconciler.auth import UserCaller
+from reconciler.callers import UserCaller
 from reconciler.ports import (
     ApplyOutcome,
     DrainOutcome,

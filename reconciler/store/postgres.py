@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from reconciler.auth import UserCaller
+from reconciler.callers import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore

@@ -12,7 +12,7 @@ from uuid import UUID
 import httpx
 from postgrest import APIError, AsyncPostgrestClient
 
-from reconciler.auth import UserCaller
+from reconciler.callers import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.store.calls import JOB_STATES, REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore
