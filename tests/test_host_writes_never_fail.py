@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from reconciler.clips import untrackable_reason
 from reconciler.store.functions import FunctionStore
 from tests.conftest import RunningService
 from tests.projects import clips_of, new_project
@@ -59,6 +60,10 @@ async def test_the_app_writes_keys_of_any_length(
     assert snapshot.untrackable == {long_key[:64]: len(long_key)}
     stats = await store.pending_stats()
     assert (stats.pending, stats.untrackable) == (1, 2)
+    recorded = await db.fetchval(
+        "select last_error from reconciler.untrackable_clips where project_id = $1", project
+    )
+    assert recorded == untrackable_reason(long_key)  # the same words as the check endpoint's
 
 
 @pytest.mark.parametrize(

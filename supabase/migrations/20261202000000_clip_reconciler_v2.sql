@@ -51,13 +51,26 @@ as $$
     select length(p_job_id) between 1 and 255;
 $$;
 
--- Pending clips whose key is not trackable, per project: reported (metric, the check
--- endpoint's detail), never polled. Keyed by a hash: the key itself may be a megabyte.
+-- Why a key is not tracked, for people reading last_error (the service words it the same way:
+-- reconciler/clips.py, untrackable_reason).
+create or replace function reconciler.untrackable_reason(p_length integer)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+    select format('job id of %s characters is too long to be a Runware task id'
+                  ' (at most 255); it is not tracked', p_length);
+$$;
+
+-- Pending clips whose key is not trackable, per project: reported (metric, last_error, the
+-- check endpoint's detail), never polled. Keyed by a hash: the key itself may be a megabyte.
 create table if not exists reconciler.untrackable_clips (
     project_id    uuid not null,
     key_md5       text not null,
     key_length    integer not null,
     key_prefix    text not null,
+    last_error    text not null,
     first_seen_at timestamptz not null default now(),
     primary key (project_id, key_md5)
 );
@@ -73,8 +86,10 @@ begin
          where c.conname = 'jobs_pkey' and c.conrelid = 'reconciler.jobs'::regclass
            and cardinality(c.conkey) = 1
     ) then
-        insert into reconciler.untrackable_clips (project_id, key_md5, key_length, key_prefix)
-        select j.project_id, md5(j.job_id), length(j.job_id), left(j.job_id, 64)
+        insert into reconciler.untrackable_clips
+               (project_id, key_md5, key_length, key_prefix, last_error)
+        select j.project_id, md5(j.job_id), length(j.job_id), left(j.job_id, 64),
+               reconciler.untrackable_reason(length(j.job_id))
           from reconciler.jobs j
          where not reconciler.is_trackable(j.job_id) and j.settled_at is null
         on conflict do nothing;
@@ -201,8 +216,10 @@ begin
      where j.settled_at is not null;
 
     if p_job_ids is null then
-        insert into reconciler.untrackable_clips (project_id, key_md5, key_length, key_prefix)
-        select p_project_id, md5(e.key), length(e.key), left(e.key, 64)
+        insert into reconciler.untrackable_clips
+               (project_id, key_md5, key_length, key_prefix, last_error)
+        select p_project_id, md5(e.key), length(e.key), left(e.key, 64),
+               reconciler.untrackable_reason(length(e.key))
           from jsonb_each(p_clips) e
          where e.value = '"pending"'::jsonb and not reconciler.is_trackable(e.key)
         on conflict do nothing;
