@@ -58,10 +58,13 @@ async def test_polling_settles_the_job_in_every_project(
             return "pending" not in values
 
         await wait_until(settled)
-        results_written = running.engine.stats.results_written
+        stats = running.engine.stats
 
     truth = simulator.truth()["shared"]
     assert [await clips_of(db, p) for p in projects] == [{"shared": truth}] * 3
-    assert results_written == 3
-    # Asked about once, however many projects hold it.
-    assert simulator.counters.polls_by_task["shared"] == 1
+    assert stats.results_written == 3
+    # Every request to Runware asked about the job once, however many projects hold it. (How
+    # many requests it took depends on when the simulator finished the video.)
+    counters = simulator.counters
+    assert counters.polls_by_task["shared"] >= 1
+    assert counters.get_response_tasks == counters.requests_by_task_type["getResponse"]
