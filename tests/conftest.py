@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 
 import asyncpg
 import httpx
@@ -28,10 +30,18 @@ ADMIN_TOKEN = "test-admin-token"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
 
 
+def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Orphans of processes the suite starts are reparented to it, so the guard below finds
     # them (a `pg_ctl start`'s postmaster, the children of a killed wrapper).
     process_guard.become_subreaper()
+    # A CI timeout or a developer's `kill` sends SIGTERM, which would end pytest at once and
+    # leave the session's PostgreSQL and every server running. As an interrupt, it still
+    # tears fixtures down and runs the guard below.
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)

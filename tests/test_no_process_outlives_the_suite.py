@@ -69,6 +69,36 @@ def test_a_process_left_running_fails_the_run_and_is_killed(tmp_path: Path) -> N
     assert _running_with(marker) == []
 
 
+TERMINATED_TESTS = """
+import os
+import signal
+import subprocess
+import sys
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)", "{marker}"]
+
+
+def test_is_terminated_while_its_child_runs() -> None:
+    subprocess.Popen([*SLEEPER, "child"])
+    os.kill(os.getpid(), signal.SIGTERM)  # as a CI timeout would
+
+
+def test_never_runs() -> None:
+    raise AssertionError("the run was terminated before this test")
+"""
+
+
+def test_a_terminated_run_still_kills_what_it_started(tmp_path: Path) -> None:
+    marker = f"guard-probe-{uuid.uuid4()}"
+
+    done = _run_pytest(tmp_path, TERMINATED_TESTS.replace("{marker}", marker))
+
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "processes outlived the test session" in done.stdout, done.stdout + done.stderr
+    assert "test_never_runs" not in done.stdout
+    assert _running_with(marker) == []
+
+
 def test_a_run_that_leaves_nothing_passes(tmp_path: Path) -> None:
     tests = "import subprocess\n\ndef test_waits_for_its_child() -> None:\n"
     tests += "    subprocess.run(['true'], check=True)\n"
