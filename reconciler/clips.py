@@ -110,8 +110,7 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 # letters, digits, dots and hyphens, an optional port of digits, then a path, query or
 # fragment (or nothing). No user info, no IPv6 literal, no percent-encoding in the host.
 _URL_SHAPE = re.compile(
-    r"(?P<scheme>[A-Za-z]+)://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?(?P<rest>[/?#].*)?",
-    re.DOTALL,
+    r"(?P<scheme>[A-Za-z]+)://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?(?P<rest>[/?#].*)?"
 )
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 

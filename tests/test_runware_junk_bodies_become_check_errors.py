@@ -5,34 +5,17 @@ answer that cannot be read at all is a CheckError for each task."""
 from __future__ import annotations
 
 import json
-from typing import Any
-from uuid import uuid4
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.clips import CheckError, Failed, Processing, Succeeded, UnknownTask
-from reconciler.runware import RunwareClient
+from tests.test_runware_client_survives_junk_answers import UUIDS, statuses_for
 
-UUIDS = [str(uuid4()) for _ in range(3)]
 STATUS_KINDS = (Processing, Succeeded, Failed, UnknownTask, CheckError)
 # 401/402/403 are left out: they deliberately raise RunwareCredentialsRejected.
 ANSWER_STATUSES = [200, 400, 404, 429, 500, 503]
-
-
-async def no_sleep(seconds: float) -> None:
-    return None
-
-
-async def statuses_for(status_code: int, content: bytes) -> dict[str, Any]:
-    transport = httpx.MockTransport(lambda request: httpx.Response(status_code, content=content))
-    client = RunwareClient(
-        "https://api.test/v1", "key", transport=transport, sleep=no_sleep, max_retries=1
-    )
-    async with client:
-        return dict(await client.get_statuses(UUIDS))
 
 
 @pytest.mark.parametrize("status_code", [200, 400, 500])
