@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from reconciler.localpg import LocalPostgres
+from reconciler.local.localpg import LocalPostgres
 from reconciler.migrations import apply_baseline, apply_migrations
 
 TEMPLATE = "bench_template"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.localpg import free_port
+from reconciler.local.localpg import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _START_TIMEOUT_SECONDS = 60.0

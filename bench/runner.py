@@ -29,7 +29,7 @@ from bench import (
 from bench.context import BenchContext
 from bench.database import BenchDatabases
 from bench.report import Outcome, render
-from reconciler.localpg import LocalPostgres
+from reconciler.local.localpg import LocalPostgres
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 

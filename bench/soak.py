@@ -26,10 +26,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from reconciler.localpg import LocalPostgres
-from reconciler.migrations import apply_baseline, apply_migrations
-from reconciler.runware import RunwareClient
-from reconciler.simulator import (
+from reconciler.local.localpg import LocalPostgres
+from reconciler.local.simulator import (
     ApiFaults,
     JobDefaults,
     RunwareSimulator,
@@ -37,6 +35,8 @@ from reconciler.simulator import (
     WebhookFaults,
     WebhookRetry,
 )
+from reconciler.migrations import apply_baseline, apply_migrations
+from reconciler.runware.client import RunwareClient
 from tests import process_guard
 from tests.processes import ServiceProcess
 from tests.standins.postgrest import SERVICE_ROLE_KEY

@@ -26,8 +26,8 @@ from bench.seed_port import SeedRunware, seed_check
 from bench.stats import median, ratio, rounded
 from reconciler.app import create_app
 from reconciler.config import load_settings
-from reconciler.serving import serve
-from reconciler.simulator import RunwareSimulator, SimulatorConfig
+from reconciler.local.serving import serve
+from reconciler.local.simulator import RunwareSimulator, SimulatorConfig
 
 LATENCY_SECONDS = 0.05
 BATCH_SIZE = 50

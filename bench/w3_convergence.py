@@ -27,7 +27,7 @@ from bench.processes import reconciler_service
 from bench.report import Outcome, Row, fmt, fmt_ratio
 from bench.seed_port import SeedRunware, projects_with_pending, seed_check
 from bench.stats import percentile, ratio, rounded
-from reconciler.simulator import RunwareSimulator, SimulatorConfig
+from reconciler.local.simulator import RunwareSimulator, SimulatorConfig
 
 TARGET_REQUESTS_PER_CLIP = 0.5
 FAIL_SHARE = 0.05

@@ -19,15 +19,15 @@ from bench.context import BenchContext
 from bench.report import Outcome, Row, fmt, fmt_ratio
 from reconciler.clips import TaskStatus
 from reconciler.config import Settings
-from reconciler.runware_payloads import (
+from reconciler.runware.payloads import (
     Envelope,
     TooManyTasks,
     parse_webhook_body,
     task_status,
 )
 
-MAX_BYTES = Settings.__dataclass_fields__["webhook_max_bytes"].default
-MAX_TASKS = Settings.__dataclass_fields__["webhook_max_tasks"].default
+MAX_BYTES: int = Settings.__dataclass_fields__["webhook_max_bytes"].default  # type: ignore[assignment]
+MAX_TASKS: int = Settings.__dataclass_fields__["webhook_max_tasks"].default  # type: ignore[assignment]
 # The target: a maximal body is refused in less time than one frame of a 60 Hz screen.
 TARGET_SECONDS = 0.1
 

@@ -37,7 +37,7 @@ import asyncpg
 from bench.context import BenchContext
 from bench.report import Outcome, Row, fmt, fmt_ratio
 from bench.stats import ratio, rounded
-from reconciler.localpg import SUPERUSER, find_pg_binary
+from reconciler.local.localpg import SUPERUSER, find_pg_binary
 from reconciler.migrations import apply_migrations, migration_files
 
 CLIPS_PER_PROJECT = 20

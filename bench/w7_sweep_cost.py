@@ -34,7 +34,7 @@ from bench.stats import ratio, rounded
 from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.engine import Engine, EnginePolicy
 from reconciler.migrations import apply_migrations
-from reconciler.runware import RunwareClient
+from reconciler.runware.client import RunwareClient
 from reconciler.store.functions import FunctionStore
 from reconciler.store.postgres import connect_postgres_store
 
@@ -111,6 +111,7 @@ async def _prepare(ctx: BenchContext, projects: int) -> str:
             "select count(*) as jobs, count(distinct project_id) as projects"
             " from reconciler.jobs where settled_at is null"
         )
+        assert unsettled is not None
         outbox = await conn.fetchval("select count(*) from reconciler.changed_projects")
         await conn.execute("vacuum analyze")
         await conn.execute("checkpoint")

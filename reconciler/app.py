@@ -15,7 +15,7 @@ from reconciler.http.access_log import AccessLog
 from reconciler.http.check import check_clips_status
 from reconciler.http.health import healthz, readyz
 from reconciler.http.metrics import metrics
-from reconciler.http.webhooks import runware_webhook
+from reconciler.http.runware_webhook import runware_webhook
 from reconciler.observability.metrics import ServiceMetrics
 from reconciler.services import open_services
 

@@ -198,7 +198,7 @@ def _resync(_: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from reconciler.demo import run_demo
+    from reconciler.local.demo import run_demo
 
     code: int = asyncio.run(run_demo(clips=args.clips))
     return code

@@ -13,15 +13,14 @@ from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.clips import UrlPolicy
 from reconciler.config import Settings
 from reconciler.engine import Engine, EnginePolicy
-from reconciler.http.rate_limit import KeyedRateLimiter
+from reconciler.ingest import WebhookIngestor
 from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import ChangeFeed, RunwareApi, Store
-from reconciler.ratelimit import TokenBucket
-from reconciler.runware import RunwareClient
+from reconciler.ratelimit import KeyedRateLimiter, TokenBucket
+from reconciler.runware.client import RunwareClient
 from reconciler.schedule import PollPolicy
 from reconciler.store.postgres import connect_postgres_store
 from reconciler.store.supabase import connect_supabase_store
-from reconciler.webhooks import WebhookIngestor
 
 
 @dataclass(frozen=True)

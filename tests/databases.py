@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from reconciler.localpg import LocalPostgres
+from reconciler.local.localpg import LocalPostgres
 from reconciler.migrations import apply_baseline, apply_migrations
 
 TEMPLATE = "reconciler_template"

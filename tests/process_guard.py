@@ -1,6 +1,6 @@
 """No process outlives the run that started it: find the leftovers, name them, kill them.
 
-Used by the test session (tests/conftest.py) and by the bench and soak runners (`python -m
+Used by the test session (tests/plugin.py) and by the bench and soak runners (`python -m
 bench`, `python -m bench.soak`). A run first makes itself a *child subreaper*: a descendant
 whose parent exits (`pg_ctl start` does that on purpose, a killed wrapper does it by accident)
 is then reparented to the run instead of to init, so walking the process tree down from the

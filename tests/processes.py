@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from reconciler.localpg import free_port
+from reconciler.local.localpg import free_port
 from tests.cli import clean_environment
 from tests.waiting import wait_until
 

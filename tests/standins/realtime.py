@@ -44,7 +44,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reconciler.feeds.realtime import RealtimeFeed
-from reconciler.serving import serve
+from reconciler.local.serving import serve
 from tests.standins.postgrest import SERVICE_ROLE_KEY
 from tests.waiting import wait_until
 

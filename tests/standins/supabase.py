@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from reconciler.serving import serve
+from reconciler.local.serving import serve
 from tests.standins.postgrest import PostgrestStandIn
 from tests.standins.realtime import RealtimeStandIn
 

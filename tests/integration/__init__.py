@@ -1,0 +1,1 @@
+"""integration tier; see the README, "Tests"."""

@@ -1,0 +1,1 @@
+"""unit tier; see the README, "Tests"."""
