@@ -1,6 +1,7 @@
 """The service's I/O edges as Protocols, and the values that cross them.
 
-Adapters (store/, runware.py) implement these; the domain and the use cases depend only on them.
+Adapters (store/, runware/client.py) implement these; the domain and the use cases depend only
+on them.
 """
 
 from __future__ import annotations
