@@ -54,6 +54,11 @@ class Failed:
     code: str
     message: str
 
+    @property
+    def reason(self) -> str:
+        """As recorded with the clip's "failed"."""
+        return f"{self.code}: {self.message}"
+
 
 @dataclass(frozen=True, slots=True)
 class UnknownTask:
@@ -61,6 +66,10 @@ class UnknownTask:
 
     code: str
     message: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,12 +244,12 @@ def decide(
             if reason is not None:
                 return Decision(job_id, None, reason, check_failed=True)
             return Decision(job_id, url)
-        case Failed(code=code, message=message):
-            return Decision(job_id, FAILED, f"{code}: {message}")
-        case UnknownTask(code=code, message=message):
+        case Failed():
+            return Decision(job_id, FAILED, status.reason)
+        case UnknownTask():
             if job_age_seconds >= unknown_task_grace_seconds:
-                return Decision(job_id, FAILED, f"{code}: {message}")
-            return Decision(job_id, None, f"{code}: {message} (within grace period)")
+                return Decision(job_id, FAILED, status.reason)
+            return Decision(job_id, None, f"{status.reason} (within grace period)")
         case CheckError(message=message):
             return Decision(job_id, None, message, check_failed=True)
         case Processing():

@@ -110,9 +110,9 @@ class WebhookIngestor:
                 outcome = await self._store.ingest_result(
                     job_id, url, None, self._first_check_delay_seconds
                 )
-            case Failed(code=code, message=message):
+            case Failed():
                 outcome = await self._store.ingest_result(
-                    job_id, FAILED, f"{code}: {message}", self._first_check_delay_seconds
+                    job_id, FAILED, status.reason, self._first_check_delay_seconds
                 )
             case UnknownTask() | Processing() | CheckError():
                 # Not a result: progress, or something only polling can settle (with its grace
