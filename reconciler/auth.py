@@ -9,7 +9,6 @@ checked. Whether the user may see a project is then asked of the database, as th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -196,8 +195,3 @@ class CallerVerifier:
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"invalid token: {error}") from None
         return UserCaller(token, claims)
-
-
-def token_fingerprint(token: str) -> str:
-    """A short, non-reversible label for logs (never log the token itself)."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]

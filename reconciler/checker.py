@@ -15,15 +15,13 @@ from uuid import UUID
 from reconciler.callers import Caller, UserCaller
 from reconciler.clips import (
     CheckError,
-    Decision,
     TaskStatus,
     UrlPolicy,
     check_response,
-    decide,
+    decide_pending_job,
     is_trackable,
     pending_job_ids,
     results_to_write,
-    untrackable_reason,
 )
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
 
@@ -81,24 +79,20 @@ class ClipChecker:
             raise ProjectNotFound(str(project_id))
         every_pending = pending_job_ids(snapshot.clips)
         # A key too long to be a task id is reported in its detail, never sent to Runware.
-        decisions: list[Decision] = [
-            Decision(job_id, None, untrackable_reason(job_id), check_failed=True)
-            for job_id in every_pending
-            if not is_trackable(job_id)
-        ]
         pending = [job_id for job_id in every_pending if is_trackable(job_id)]
         statuses = await self.statuses(pending)
-        for job_id in pending:
-            tracked = snapshot.pending_jobs.get(job_id)
-            decisions.append(
-                decide(
-                    job_id,
-                    statuses.get(job_id, CheckError("Runware gave no answer for this job")),
-                    job_age_seconds=tracked.age_seconds if tracked else 0.0,
-                    unknown_task_grace_seconds=self._policy.unknown_task_grace_seconds,
-                    url_policy=self._policy.url_policy,
-                )
+        # A job not tracked yet is as young as this check.
+        ages = {job_id: tracked.age_seconds for job_id, tracked in snapshot.pending_jobs.items()}
+        decisions = [
+            decide_pending_job(
+                job_id,
+                statuses,
+                job_age_seconds=ages.get(job_id, 0.0),
+                unknown_task_grace_seconds=self._policy.unknown_task_grace_seconds,
+                url_policy=self._policy.url_policy,
             )
+            for job_id in every_pending
+        ]
         clips = snapshot.clips
         results = results_to_write(decisions)
         if results:  # the seed's rule: write only when something changed

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from reconciler.checker import ClipChecker
-from reconciler.clips import FAILED, CheckError, Processing, decide
+from reconciler.clips import Processing, decide_pending_job
 from reconciler.observability.context import log_context
 from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import (
@@ -85,7 +85,6 @@ class EnginePolicy:
 @dataclass
 class EngineStats:
     reconciles: int = 0
-    poll_rounds: int = 0
     jobs_polled: int = 0
     results_written: int = 0
     gave_up: int = 0
@@ -166,12 +165,14 @@ class Engine:
 
     # --- Reconciling one project ----------------------------------------------------------------
 
-    async def reconcile(self, project_id: UUID) -> None:
-        """Re-read the project: parked results applied, every pending job tracked."""
+    async def reread_project(self, project_id: UUID, spread_seconds: float = 0.0) -> None:
+        """Re-read one project in the database (I5): results that came first applied, every
+        pending job tracked, a new one first due after the first-check delay plus a random
+        share of `spread_seconds`. Timed and counted: workers and sweeps both come here."""
         started = time.perf_counter()
         try:
             snapshot = await self._store.read_project(
-                project_id, self._check_policy.first_check_delay_seconds
+                project_id, self._check_policy.first_check_delay_seconds, spread_seconds
             )
         finally:
             self._observer.reconcile_finished(time.perf_counter() - started)
@@ -188,7 +189,7 @@ class Engine:
                 return
             with log_context(project_id=project_id):
                 try:
-                    await self.reconcile(project_id)
+                    await self.reread_project(project_id)
                 except StoreRejected as error:
                     # The same input gets the same refusal: retrying would spin. Sweeps and the
                     # resync look at the project again.
@@ -234,7 +235,6 @@ class Engine:
         finally:
             self.leases_held -= len(jobs)
             self._observer.poll_round_finished(time.perf_counter() - started)
-        self.stats.poll_rounds += 1
         self.stats.jobs_polled += len(jobs)
         return len(jobs)
 
@@ -246,25 +246,22 @@ class Engine:
         trouble: str | None = None
         answered = False
         for job in jobs:
-            status = statuses.get(job.job_id, CheckError("Runware gave no answer for this job"))
-            decision = decide(
+            decision = decide_pending_job(
                 job.job_id,
-                status,
+                statuses,
                 job_age_seconds=job.age_seconds,
                 unknown_task_grace_seconds=self._check_policy.unknown_task_grace_seconds,
                 url_policy=self._check_policy.url_policy,
+                give_up=poll,
             )
             if decision.check_failed:
                 trouble = decision.error
                 self.stats.check_failures += 1
             else:
                 answered = True
-            result, reason = decision.write, decision.error
-            if result is None and poll.gives_up(job.age_seconds) and not decision.check_failed:
-                # Only Runware's own answers ("still working", unknown past the grace) give up:
-                # a check that failed on our side says nothing about the video (I11).
-                result, reason = FAILED, poll.give_up_reason(job.age_seconds, decision.error)
+            if decision.gave_up:
                 self.stats.gave_up += 1
+            status = statuses.get(job.job_id)
             # Also used when a result cannot be written (the database refused the project).
             delay = poll.next_check_in(
                 job.attempts,
@@ -272,7 +269,9 @@ class Engine:
                 age_seconds=job.age_seconds,
                 progress=status.progress if isinstance(status, Processing) else None,
             )
-            outcomes.append(PollOutcome(job.project_id, job.job_id, result, reason, delay))
+            outcomes.append(
+                PollOutcome(job.project_id, job.job_id, decision.write, decision.error, delay)
+            )
         self._note_check_trouble(trouble if not answered else None, trouble)
         # One call writes the round: results per project (each on its own), reasons, next
         # checks, leases released.
@@ -378,9 +377,13 @@ class Engine:
     # --- Sweeping -------------------------------------------------------------------------------
 
     async def sweep_once(self, on_page: Callable[[int], None] | None = None) -> int:
-        """Drain the outbox, then reconcile every project with unsettled jobs, page by page
+        """Drain the outbox, then re-read every project with unsettled jobs, page by page
         (our own rows: the cost follows what is pending, not the size of `projects`); returns
-        how many projects were reconciled."""
+        how many projects were re-read.
+
+        Each project goes through `reread_project`, as a worker's would, but awaited here
+        rather than queued: `reconciler sweep` runs no workers and reports progress per page,
+        and a sweep of thousands of projects must not crowd the hints out of the queue."""
         await self.drain_once()
         policy = self._policy
         after: UUID | None = None
@@ -391,11 +394,7 @@ class Engine:
                 break
             for project_id in page:
                 try:
-                    await self._store.read_project(
-                        project_id,
-                        self._check_policy.first_check_delay_seconds,
-                        policy.sweep_spread_seconds,
-                    )
+                    await self.reread_project(project_id, policy.sweep_spread_seconds)
                 except StoreRejected as error:
                     # Restarting the sweep would meet the same project again, forever (I10).
                     self._skip(project_id, str(error))

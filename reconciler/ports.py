@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
@@ -21,6 +22,11 @@ class StoreUnavailable(Exception):
 
 class StoreRejected(Exception):
     """The database refused the call's input (a bug in the caller, never retried)."""
+
+
+class UnexpectedStoreAnswer(StoreUnavailable):
+    """The database answered something this version does not know (its SQL functions and this
+    code out of step, e.g. mid-deploy). Treated as an outage: retried, never a 500."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +61,35 @@ class ApplyOutcome:
     clips: dict[str, Any]
 
 
-IngestKind = Literal["applied", "parked", "duplicate"]
+class WebhookOutcome(StrEnum):
+    """What became of a webhook: per task named in an accepted body, or per request refused
+    before anything was stored. The values are the metric labels and the answer's JSON keys."""
+
+    # Per task. The first three are what the SQL function `reconciler_ingest_result` answers.
+    APPLIED = "applied"  # written to every project holding the job
+    PARKED = "parked"  # kept for a project that does not hold the job yet (I3)
+    DUPLICATE = "duplicate"  # already known
+    IGNORED = "ignored"  # not a result: progress, or something only polling can settle
+    REJECTED = "rejected"  # not written: its video URL or job id was refused
+    # Per request.
+    UNAUTHORIZED = "unauthorized"
+    TOO_LARGE = "too_large"
+    INVALID = "invalid"
+    UNAVAILABLE = "unavailable"
+
+
+# What storing a result can come to: the only outcomes `Store.ingest_result` returns.
+STORED_OUTCOMES = (WebhookOutcome.APPLIED, WebhookOutcome.PARKED, WebhookOutcome.DUPLICATE)
+# One count per task an accepted body named.
+TASK_OUTCOMES = (*STORED_OUTCOMES, WebhookOutcome.IGNORED, WebhookOutcome.REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
     """What happened to a webhook result: written (to these projects), kept for a project
-    that does not hold the job yet, or already known."""
+    that does not hold the job yet, or already known (one of `STORED_OUTCOMES`)."""
 
-    kind: IngestKind
+    kind: WebhookOutcome
     project_ids: tuple[UUID, ...] = ()
 
 
@@ -129,7 +155,6 @@ class JobState:
     lease_owner: str | None
     last_error: str | None
     settled: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Store(Protocol):

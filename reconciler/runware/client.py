@@ -33,8 +33,6 @@ from reconciler.ports import RunwareCredentialsRejected
 from reconciler.ratelimit import TokenBucket
 from reconciler.runware.payloads import Envelope, describe_errors, statuses_named
 
-DEFAULT_API_URL = "https://api.runware.ai/v1"
-
 _CREDENTIAL_STATUSES = frozenset({401, 402, 403})
 _USER_AGENT = "clip-reconciler"
 

@@ -81,7 +81,7 @@ class SupabaseRpcCaller:
 
     async def ping(self) -> None:
         # A cheap call that exercises PostgREST, the database and the service role's grant.
-        await self.call(JOB_STATES, {"p_job_ids": []})
+        await self.call(JOB_STATES, JOB_STATES.bind(job_ids=[]))
 
     async def close(self) -> None:
         await self._http.aclose()
