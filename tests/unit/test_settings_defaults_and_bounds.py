@@ -4,15 +4,19 @@ and the policies the engine and the check use start from the same defaults."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
 from pydantic.fields import FieldInfo
 
+from reconciler.auth import CallerVerifier, JwksCache
 from reconciler.checker import CheckPolicy
 from reconciler.clips import parse_allowed_origin
 from reconciler.config import DEFAULTS, ENV, ConfigError, Settings, load_settings
 from reconciler.engine import EnginePolicy
+from reconciler.runware.client import RunwareClient
+from reconciler.store.postgres import connect_postgres_store
 
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
@@ -127,3 +131,21 @@ def test_policies_start_from_the_declared_defaults() -> None:
     assert engine.poll.backoff_base_seconds == DEFAULTS.backoff_base_seconds
     assert engine.poll.backoff_cap_seconds == DEFAULTS.backoff_cap_seconds
     assert engine.poll.give_up_after_seconds == DEFAULTS.give_up_seconds
+
+
+def test_adapters_default_to_the_declared_settings() -> None:
+    def defaults(function: Any) -> dict[str, Any]:
+        return {
+            name: parameter.default
+            for name, parameter in inspect.signature(function).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+
+    runware = defaults(RunwareClient.__init__)
+    assert runware["batch_size"] == DEFAULTS.batch_size
+    assert runware["max_in_flight"] == DEFAULTS.runware_concurrency
+    assert runware["max_retries"] == DEFAULTS.runware_max_retries
+    assert runware["timeout_seconds"] == DEFAULTS.runware_timeout_seconds
+    assert defaults(JwksCache.__init__)["min_refetch_seconds"] == DEFAULTS.jwks_min_refetch_seconds
+    assert defaults(CallerVerifier.__init__)["leeway_seconds"] == DEFAULTS.jwt_leeway_seconds
+    assert defaults(connect_postgres_store)["max_size"] == DEFAULTS.db_pool_size
