@@ -544,18 +544,12 @@ DEFAULTS: Final = Settings()
 # --- Reading the environment ---------------------------------------------------------------
 
 
-def _is_choice(field: FieldInfo) -> bool:
-    annotation = field.annotation
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    return get_origin(annotation) is Literal
-
-
 def _choices(field: FieldInfo) -> tuple[str, ...]:
+    """The values a Literal-typed setting takes; () for any other setting."""
     annotation = field.annotation
     while get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
-    return get_args(annotation)
+    return get_args(annotation) if get_origin(annotation) is Literal else ()
 
 
 def _one_of(words: Sequence[str]) -> str:
@@ -571,8 +565,8 @@ def _bounds(field: FieldInfo) -> str:
 
 def _expected(field: FieldInfo) -> str:
     """What the setting takes, in words: `a whole number ≥ 1`, `console or json`."""
-    if _is_choice(field):
-        return _one_of(_choices(field))
+    if choices := _choices(field):
+        return _one_of(choices)
     if field.annotation is bool:
         return "1 or 0"
     if field.annotation is int:
@@ -640,7 +634,7 @@ def load_settings(
         name = _env_name(field)
         value = env.get(name, "").strip()
         if value:  # empty means unset, as `NAME=` in a .env file does
-            given[name] = value.lower() if _is_choice(field) else value
+            given[name] = value.lower() if _choices(field) else value
     try:
         settings = Settings(**given)
     except ValidationError as error:
