@@ -130,7 +130,8 @@ def _setting(
     fill_in: bool = False,
 ) -> Any:
     """A field read from the environment variable `env`. `unit` words a number ("seconds");
-    `secret` keeps the value out of reprs and error lines; `fill_in` leaves the variable
+    `secret` keeps the value out of reprs (`Settings.__repr_args__`) and error lines, and
+    hands it to the log redactor (`Settings.secrets`); `fill_in` leaves the variable
     uncommented in `.env.example` (a value most deployments must give)."""
     return Field(
         default,
@@ -140,7 +141,6 @@ def _setting(
         le=maximum,
         # NaN passes every bound check, and an infinite interval stalls a loop forever.
         allow_inf_nan=False if isinstance(default, float) else None,
-        repr=not secret,
         json_schema_extra={
             "minimum": minimum,
             "maximum": maximum,

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reconciler.config import Settings, env_example, env_names
+import pytest
+
+from reconciler.config import Settings, env_example, env_names, main
 
 ROOT = Path(__file__).resolve().parents[2]
 _ASSIGNMENT = re.compile(r"^(?:# )?([A-Z][A-Z0-9_]*)=(.*)$", re.MULTILINE)
@@ -37,3 +39,8 @@ def test_env_example_shows_each_default() -> None:
     # Values to fill in are left empty, never an example secret.
     assert listed["RUNWARE_WEBHOOK_SECRET"] == ""
     assert listed["SUPABASE_SERVICE_ROLE_KEY"] == ""
+
+
+def test_the_command_prints_the_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--env-example"]) == 0
+    assert capsys.readouterr().out == env_example()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reconciler.config import DEFAULTS, Settings, env_names, markdown_table
+import pytest
+
+from reconciler.config import DEFAULTS, Settings, env_names, main, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 _HEADER = "| variable | default | meaning |"
@@ -49,3 +51,8 @@ def test_every_setting_has_help() -> None:
         assert field.description, f"{name} has no help"
         assert "\n" not in field.description, name
         assert "|" not in field.description, name  # it would split the table's row
+
+
+def test_the_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--markdown"]) == 0
+    assert capsys.readouterr().out == markdown_table()
