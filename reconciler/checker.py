@@ -23,6 +23,7 @@ from reconciler.clips import (
     pending_job_ids,
     results_to_write,
 )
+from reconciler.config import DEFAULTS
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,10 @@ class ProjectNotFound(LookupError):
 
 @dataclass(frozen=True)
 class CheckPolicy:
-    first_check_delay_seconds: float = 30.0
-    unknown_task_grace_seconds: float = 600.0
-    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
+    # Defaults: the settings' declarations (reconciler/config.py), written once there.
+    first_check_delay_seconds: float = DEFAULTS.first_check_delay_seconds
+    unknown_task_grace_seconds: float = DEFAULTS.unknown_task_grace_seconds
+    url_policy: UrlPolicy = field(default_factory=lambda: UrlPolicy(DEFAULTS.allowed_url_hosts))
 
 
 class ClipChecker:

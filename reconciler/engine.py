@@ -33,6 +33,7 @@ from uuid import UUID
 
 from reconciler.checker import ClipChecker
 from reconciler.clips import Processing, decide_pending_job
+from reconciler.config import DEFAULTS
 from reconciler.observability.context import log_context
 from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import (
@@ -60,26 +61,33 @@ def new_owner_id() -> str:
 
 @dataclass(frozen=True)
 class EnginePolicy:
-    workers: int = 4
-    poll_interval_seconds: float = 2.0
-    claim_batch: int = 200
-    lease_seconds: float = 60.0
-    sweep_on_start: bool = True
-    sweep_interval_seconds: float = 300.0  # 0: no periodic sweep
+    # Defaults of settings: their declarations (reconciler/config.py), written once there.
+    workers: int = DEFAULTS.workers
+    poll_interval_seconds: float = DEFAULTS.poll_interval_seconds
+    claim_batch: int = DEFAULTS.claim_batch
+    lease_seconds: float = DEFAULTS.lease_seconds
+    sweep_on_start: bool = DEFAULTS.sweep_on_start
+    sweep_interval_seconds: float = DEFAULTS.sweep_interval_seconds  # 0: no periodic sweep
     sweep_page_size: int = 500
     # Jobs a sweep finds untracked become due over this window, not all at once.
-    sweep_spread_seconds: float = 60.0
+    sweep_spread_seconds: float = DEFAULTS.sweep_spread_seconds
     # Settled jobs and never-claimed parked results are forgotten after this (after sweeps).
-    retention_seconds: float = 7 * 86400.0
+    retention_seconds: float = DEFAULTS.retention_days * 86400
     purge_batch: int = 10_000
     # Outbox rows (projects the app changed) reconciled per call.
     drain_batch: int = 500
     # Full scan of `projects` for writes the trigger never saw; 0: never. Throttled: a page,
     # then a pause, so it never competes with the app for long.
-    resync_interval_seconds: float = 86400.0
+    resync_interval_seconds: float = DEFAULTS.resync_interval_seconds
     resync_page_size: int = 500
     resync_pause_seconds: float = 0.2
-    poll: PollPolicy = field(default_factory=PollPolicy)
+    poll: PollPolicy = field(
+        default_factory=lambda: PollPolicy(
+            backoff_base_seconds=DEFAULTS.backoff_base_seconds,
+            backoff_cap_seconds=DEFAULTS.backoff_cap_seconds,
+            give_up_after_seconds=DEFAULTS.give_up_seconds,
+        )
+    )
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from reconciler.callers import UserCaller
+from reconciler.config import DEFAULTS
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore
@@ -53,7 +54,7 @@ class PostgresCaller:
         self._statements: dict[str, str] = {}
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 10) -> PostgresCaller:
+    async def connect(cls, dsn: str, *, max_size: int = DEFAULTS.db_pool_size) -> PostgresCaller:
         # min_size=0: no connection at start-up, so the service starts (and reports not-ready)
         # while the database is down, and reconnects by itself when it is back.
         pool = await asyncpg.create_pool(
@@ -108,5 +109,7 @@ class PostgresCaller:
         await self._pool.close()
 
 
-async def connect_postgres_store(dsn: str, *, max_size: int = 10) -> FunctionStore:
+async def connect_postgres_store(
+    dsn: str, *, max_size: int = DEFAULTS.db_pool_size
+) -> FunctionStore:
     return FunctionStore(await PostgresCaller.connect(dsn, max_size=max_size))
