@@ -89,7 +89,6 @@ RENEW_LEASES = SqlFunction(
     "reconciler_renew_leases", (("p_owner", "text"), ("p_lease_seconds", "double precision"))
 )
 RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("p_owner", "text"),))
-JOB_STATES = SqlFunction("reconciler_job_states", (("p_job_ids", "text[]"),))
 PURGE = SqlFunction(
     "reconciler_purge", (("p_older_than_seconds", "double precision"), ("p_limit", "integer"))
 )
