@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from reconciler.ports import PollOutcome, Store, StoreRejected
+from reconciler.ports import PendingStats, PollOutcome, Store, StoreRejected
 from tests.fakes.memory_store import MemoryStore
 from tests.projects import clips_of, new_project, row_version
 
@@ -483,3 +483,220 @@ class StoreConformance:
         assert set(await harness.job_states(["old", "new", "open"])) == {"new", "open"}
         assert await harness.parked_results() == {"orphan-new": URL_B}
         assert await store.purge(7 * 86400, 100) == (0, 0)
+
+    # --- Beyond the original suite: each case pins a rule of the SQL the fake must follow ---
+
+    async def test_jobs_not_yet_due_are_not_claimed(self, harness: StoreHarness) -> None:
+        project = await harness.new_project({"j1": "pending"})
+        await harness.store.read_project(project, 60)
+
+        assert await harness.store.claim_due_jobs("r", 10, 30) == []
+
+    async def test_keys_too_long_for_a_task_id_are_reported_never_tracked(
+        self, harness: StoreHarness
+    ) -> None:
+        long_key = "k" * 300
+        project = await harness.new_project({long_key: "pending", "short": "pending"})
+
+        snapshot = await harness.store.read_project(project, 0)
+        stats = await harness.store.pending_stats()
+
+        assert snapshot is not None
+        assert snapshot.untrackable == {long_key[:64]: 300}
+        assert set(snapshot.pending_jobs) == {"short"}
+        assert (stats.pending, stats.untrackable) == (1, 1)
+        with pytest.raises(StoreRejected):
+            await harness.store.ingest_result(long_key, URL_A, None, 0)
+
+        await harness.add_clips(project, {long_key: "failed"})  # the app resolves it itself
+        await harness.store.drain_changes(100, 0, 0)
+        assert (await harness.store.pending_stats()).untrackable == 0
+
+    async def test_pending_stats_count_unsettled_jobs_and_waiting_changes(
+        self, harness: StoreHarness
+    ) -> None:
+        assert await harness.store.pending_stats() == PendingStats(0, 0.0, 0, 0)
+        tracked = await harness.new_project({"j1": "pending", "j2": "pending", "j3": URL_A})
+        await harness.store.drain_changes(100, 0, 0)
+        await harness.new_project({"later": "pending"})
+
+        stats = await harness.store.pending_stats()
+
+        assert (stats.pending, stats.untrackable, stats.changes_waiting) == (2, 0, 1)
+        assert stats.oldest_age_seconds >= 0
+        await harness.store.apply_results(tracked, {"j1": URL_A})
+        assert (await harness.store.pending_stats()).pending == 1
+
+    async def test_a_webhook_result_reaches_every_project_holding_the_job(
+        self, harness: StoreHarness
+    ) -> None:
+        first = await harness.new_project({"shared": "pending"})
+        second = await harness.new_project({"shared": "pending", "own": "pending"})
+        await harness.store.drain_changes(100, 0, 0)
+
+        outcome = await harness.store.ingest_result("shared", "failed", "boom", 0)
+
+        assert (outcome.kind, outcome.project_ids) == ("applied", tuple(sorted([first, second])))
+        assert await harness.clips_of(first) == {"shared": "failed"}
+        assert await harness.clips_of(second) == {"shared": "failed", "own": "pending"}
+        state = (await harness.job_states(["shared"]))["shared"]
+        assert (state.settled, state.outcome, state.last_error) == (True, "failed", "boom")
+
+    async def test_a_webhook_right_after_the_apps_write_is_applied_not_parked(
+        self, harness: StoreHarness
+    ) -> None:
+        project = await harness.new_project({"late": "pending"})  # outbox not drained yet
+
+        outcome = await harness.store.ingest_result("late", URL_A, None, 0)
+
+        assert (outcome.kind, outcome.project_ids) == ("applied", (project,))
+        assert await harness.clips_of(project) == {"late": URL_A}
+        assert await harness.outbox_rows() == 0
+
+    async def test_note_job_error_records_on_tracked_jobs_only(self, harness: StoreHarness) -> None:
+        project = await harness.new_project({"j1": "pending"})
+        await harness.store.read_project(project, 0)
+
+        assert await harness.store.note_job_error("j1", "URL outside the allow-list")
+        assert not await harness.store.note_job_error("untracked", "whatever")
+        state = (await harness.job_states(["j1"]))["j1"]
+        assert state.last_error == "URL outside the allow-list"
+
+    async def test_finish_round_writes_results_reasons_and_skips_a_refused_project(
+        self, harness: StoreHarness
+    ) -> None:
+        store = harness.store
+        good = await harness.new_project({"g1": "pending", "g2": "pending"})
+        bad = await harness.new_project({"b1": "pending"})
+        await store.drain_changes(100, 0, 0)
+        await harness.refuse_writes(bad, "project is archived")
+        claimed = await store.claim_due_jobs("me", 10, 30)
+        assert len(claimed) == 3
+
+        outcome = await store.finish_round(
+            "me",
+            [
+                PollOutcome(good, "g1", URL_A, None, 10),
+                PollOutcome(good, "g2", "failed", "gave up after 3600 s", 10),
+                PollOutcome(bad, "b1", URL_B, None, 10),
+            ],
+        )
+
+        assert outcome.changed == {good: {"g1": URL_A, "g2": "failed"}}
+        assert list(outcome.refused) == [bad]
+        assert "project is archived" in outcome.refused[bad]
+        assert outcome.rescheduled == 1  # the refused project's job, polled again later
+        assert await harness.clips_of(good) == {"g1": URL_A, "g2": "failed"}
+        assert await harness.clips_of(bad) == {"b1": "pending"}
+        states = await harness.job_states(["g1", "g2", "b1"])
+        assert (states["g2"].settled, states["g2"].last_error) == (True, "gave up after 3600 s")
+        assert (states["b1"].settled, states["b1"].attempts, states["b1"].lease_owner) == (
+            False,
+            1,
+            None,
+        )
+
+    async def test_finish_round_leaves_a_job_another_owner_holds(
+        self, harness: StoreHarness
+    ) -> None:
+        project = await harness.new_project({"j1": "pending"})
+        await harness.store.read_project(project, 0)
+        assert len(await harness.store.claim_due_jobs("other", 10, 30)) == 1
+
+        outcome = await harness.store.finish_round(
+            "late-replica", [PollOutcome(project, "j1", None, None, 10)]
+        )
+
+        assert outcome.rescheduled == 0
+        state = (await harness.job_states(["j1"]))["j1"]
+        assert (state.attempts, state.lease_owner) == (0, "other")
+
+    async def test_renewal_and_release_touch_only_the_owners_leases(
+        self, harness: StoreHarness
+    ) -> None:
+        project = await harness.new_project({"j1": "pending", "j2": "pending"})
+        await harness.store.read_project(project, 0)
+        await harness.store.claim_due_jobs("a", 1, 30)
+        await harness.store.claim_due_jobs("b", 1, 30)
+
+        assert await harness.store.renew_leases("a", 60) == 1
+        assert await harness.store.release_leases("a") == 1
+        assert await harness.store.release_leases("a") == 0
+        owners = {s.lease_owner for s in (await harness.job_states(["j1", "j2"])).values()}
+        assert owners == {None, "b"}
+
+    async def test_a_deleted_project_settles_its_jobs(self, harness: StoreHarness) -> None:
+        project = await harness.new_project({"j1": "pending"})
+        await harness.store.read_project(project, 0)
+        await harness.delete_project(project)
+
+        assert await harness.store.read_project(project, 0) is None
+        state = (await harness.job_states(["j1"]))["j1"]
+        assert (state.settled, state.outcome) == (True, "project deleted")
+        assert await harness.store.claim_due_jobs("r", 10, 30) == []
+
+    async def test_a_clip_the_app_sets_back_to_pending_is_tracked_afresh(
+        self, harness: StoreHarness
+    ) -> None:
+        project = await harness.new_project({"j1": "pending"})
+        await harness.store.read_project(project, 0)
+        claimed = await harness.store.claim_due_jobs("r", 10, 30)
+        await harness.store.finish_round("r", [PollOutcome(project, "j1", None, None, 0)])
+        await harness.store.apply_results(project, {"j1": URL_A})
+        assert len(claimed) == 1
+        assert (await harness.job_states(["j1"]))["j1"].settled
+
+        await harness.add_clips(project, {"j1": "pending"})  # the app retries the video
+        await harness.store.drain_changes(100, 0, 0)
+
+        state = (await harness.job_states(["j1"]))["j1"]
+        assert (state.settled, state.attempts, state.outcome) == (False, 0, None)
+
+    async def test_resync_pages_through_projects_and_finds_writes_the_trigger_missed(
+        self, harness: StoreHarness
+    ) -> None:
+        unseen = [await harness.new_project({f"u{i}": "pending"}, triggers=False) for i in (0, 1)]
+        await harness.new_project({"done": URL_A}, triggers=False)
+        assert await harness.outbox_rows() == 0
+
+        pages = []
+        after: UUID | None = None
+        while True:
+            page = await harness.store.resync_page(after, 2, 0, 0)
+            pages.append(page)
+            if page.last is None:
+                break
+            after = page.last
+
+        assert [p.scanned for p in pages] == [2, 1]
+        assert sum(p.reconciled for p in pages) == 2
+        assert all(p.refused == {} for p in pages)
+        states = await harness.job_states(["u0", "u1"])
+        assert {s.project_id for s in states.values()} == set(unseen)
+
+    async def test_drain_reports_a_refused_project_and_goes_on(self, harness: StoreHarness) -> None:
+        await harness.store.ingest_result("stuck", URL_A, None, 0)  # parked: nobody holds it
+        bad = await harness.new_project({"stuck": "pending", "other": "pending"})
+        await harness.refuse_writes(bad, "project is archived")
+        good = await harness.new_project({"fine": "pending"})
+
+        drained = await harness.store.drain_changes(100, 0, 0)
+
+        assert (drained.rows, drained.projects) == (2, 2)
+        assert list(drained.refused) == [bad]
+        assert "project is archived" in drained.refused[bad]
+        # The refused project's reconcile left nothing behind; the next one went on.
+        assert set(await harness.job_states(["stuck", "other", "fine"])) == {"fine"}
+        assert (await harness.job_states(["fine"]))["fine"].project_id == good
+        assert await harness.clips_of(bad) == {"stuck": "pending", "other": "pending"}
+
+    async def test_a_refused_webhook_write_stores_nothing(self, harness: StoreHarness) -> None:
+        project = await harness.new_project({"j1": "pending"})
+        await harness.store.drain_changes(100, 0, 0)
+        await harness.refuse_writes(project, "project is archived")
+
+        with pytest.raises(StoreRejected):
+            await harness.store.ingest_result("j1", URL_A, None, 0)
+
+        assert await harness.parked_results() == {}
+        assert await harness.clips_of(project) == {"j1": "pending"}
