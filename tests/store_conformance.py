@@ -17,9 +17,11 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
+from reconciler.callers import UserCaller
 from reconciler.ports import PendingStats, PollOutcome, Store, StoreRejected
 from tests.fakes.memory_store import MemoryStore
 from tests.projects import clips_of, new_project, row_version
+from tests.standins.postgrest import make_key
 
 URL_A = "https://vm.runware.ai/video/os/a/ws/2/vi/a.mp4"
 URL_B = "https://vm.runware.ai/video/os/b/ws/2/vi/b.mp4"
@@ -42,8 +44,11 @@ class StoreHarness(Protocol):
     @property
     def store(self) -> Store: ...
 
-    async def new_project(self, clips: Any, *, triggers: bool = True) -> UUID:
-        """The app inserts a project (`triggers=False`: a write our trigger never sees)."""
+    async def new_project(
+        self, clips: Any, *, triggers: bool = True, owner: str | None = None
+    ) -> UUID:
+        """The app inserts a project (`triggers=False`: a write our trigger never sees), owned
+        by the user `owner` (a uuid) for the app's row-level security."""
         ...
 
     async def add_clips(self, project_id: UUID, clips: dict[str, Any]) -> None:
@@ -91,7 +96,18 @@ class PostgresHarness:
     def store(self) -> Store:
         return self._store
 
-    async def new_project(self, clips: Any, *, triggers: bool = True) -> UUID:
+    async def new_project(
+        self, clips: Any, *, triggers: bool = True, owner: str | None = None
+    ) -> UUID:
+        if owner is not None:
+            project_id = uuid4()
+            await self._db.execute(
+                "insert into public.projects (id, name, clips, user_id) values ($1, '', $2, $3)",
+                project_id,
+                clips,
+                UUID(owner),
+            )
+            return project_id
         if triggers:
             return await new_project(self._db, clips)
         async with self._db.transaction():
@@ -190,8 +206,10 @@ class MemoryHarness:
     def _now(self) -> float:
         return self._store._clock.now()
 
-    async def new_project(self, clips: Any, *, triggers: bool = True) -> UUID:
-        return self._store.app.insert(clips, triggers=triggers)
+    async def new_project(
+        self, clips: Any, *, triggers: bool = True, owner: str | None = None
+    ) -> UUID:
+        return self._store.app.insert(clips, triggers=triggers, owner=owner)
 
     async def add_clips(self, project_id: UUID, clips: dict[str, Any]) -> None:
         self._store.app.merge(project_id, clips)
@@ -700,3 +718,17 @@ class StoreConformance:
 
         assert await harness.parked_results() == {}
         assert await harness.clips_of(project) == {"j1": "pending"}
+
+    async def test_a_user_sees_only_what_row_level_security_shows_them(
+        self, harness: StoreHarness
+    ) -> None:
+        alice, bob = str(uuid4()), str(uuid4())
+        project = await harness.new_project({"j1": "pending"}, owner=alice)
+
+        def user(sub: str) -> UserCaller:
+            claims = {"sub": sub, "role": "authenticated"}
+            return UserCaller(make_key("authenticated", sub=sub), claims)
+
+        assert await harness.store.project_visible_to(project, user(alice))
+        assert not await harness.store.project_visible_to(project, user(bob))
+        assert not await harness.store.project_visible_to(uuid4(), user(alice))

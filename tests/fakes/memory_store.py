@@ -31,7 +31,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from reconciler.callers import UserCaller
-from reconciler.clips import PENDING, is_trackable
+from reconciler.clips import PENDING, is_trackable, untrackable_reason
 from reconciler.clock import Clock
 from reconciler.ports import (
     ApplyOutcome,
@@ -125,14 +125,6 @@ def _text_of(clips: Any, job_id: str) -> str | None:
 
 def _kept(text: str | None) -> str | None:
     return None if text is None else text[:_ERROR_KEPT]
-
-
-def untrackable_reason(length: int) -> str:
-    """Worded as `reconciler.untrackable_reason` (and `reconciler.clips.untrackable_reason`)."""
-    return (
-        f"job id of {length} characters is too long to be a Runware task id"
-        " (at most 255); it is not tracked"
-    )
 
 
 def assert_results(results: object) -> None:
@@ -239,9 +231,7 @@ class MemoryStore:
         for key in long_keys:
             self.state.untrackable.setdefault(
                 (project_id, key),
-                UntrackableRow(
-                    len(key), key[:_UNTRACKABLE_PREFIX], untrackable_reason(len(key)), now
-                ),
+                UntrackableRow(len(key), key[:_UNTRACKABLE_PREFIX], untrackable_reason(key), now),
             )
         for project, key in list(self.state.untrackable):
             if project == project_id and key not in long_keys:
