@@ -33,6 +33,7 @@ from uuid import UUID
 
 from reconciler.checker import ClipChecker
 from reconciler.clips import Processing, decide_pending_job
+from reconciler.clock import SYSTEM_CLOCK, Clock, wait_or_timeout
 from reconciler.config import DEFAULTS
 from reconciler.observability.context import log_context
 from reconciler.observability.observer import NullObserver, Observer
@@ -127,6 +128,7 @@ class Engine:
         owner: str | None = None,
         rng: random.Random | None = None,
         observer: Observer | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._checker = checker
@@ -136,6 +138,8 @@ class Engine:
         self.owner = owner or new_owner_id()
         self._rng = rng or random.Random()
         self._observer = observer or NullObserver()
+        # Every wait of the engine's own (intervals, pauses, lease renewal): tests advance it.
+        self._clock = clock
         self.queue: WorkQueue[UUID] = WorkQueue()
         self.stats = EngineStats()
         # Jobs claimed by this process in the current poll round and not yet finished (a gauge
@@ -309,7 +313,7 @@ class Engine:
 
         async def renew() -> None:
             while True:
-                await asyncio.sleep(self._policy.lease_seconds / 3)
+                await self._clock.sleep(self._policy.lease_seconds / 3)
                 try:
                     await self._store.renew_leases(self.owner, self._policy.lease_seconds)
                 except Exception as error:
@@ -338,8 +342,7 @@ class Engine:
             if claimed >= self._policy.claim_batch:
                 continue  # more may be due right now
             interval = self._policy.poll_interval_seconds * (0.75 + self._rng.random() / 2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_poller.wait(), interval)
+            await wait_or_timeout(self._clock, self._wake_poller, interval)
             self._wake_poller.clear()
 
     # --- Draining what the app changed ---------------------------------------------------------
@@ -378,8 +381,7 @@ class Engine:
                 self.stats.errors += 1
                 log.exception("draining changes failed")
             interval = self._policy.poll_interval_seconds * (0.75 + self._rng.random() / 2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_drainer.wait(), interval)
+            await wait_or_timeout(self._clock, self._wake_drainer, interval)
             self._wake_drainer.clear()
 
     # --- Sweeping -------------------------------------------------------------------------------
@@ -441,7 +443,7 @@ class Engine:
                 break
             after = page.last
             if pause > 0:
-                await asyncio.sleep(pause)
+                await self._clock.sleep(pause)
         self.stats.resyncs += 1
         self._wake_poller.set()
         return scanned
@@ -451,7 +453,7 @@ class Engine:
         while True:
             # The migration back-fills what exists when it runs: the first resync can wait a
             # whole interval. Jittered, so replicas started together do not scan together.
-            await asyncio.sleep(interval * (0.9 + self._rng.random() / 5))
+            await self._clock.sleep(interval * (0.9 + self._rng.random() / 5))
             try:
                 scanned = await self.resync_once()
                 log.info("resync: scanned %d projects", scanned)
@@ -468,8 +470,7 @@ class Engine:
         interval = self._policy.sweep_interval_seconds
         while True:
             timeout = interval * (0.9 + self._rng.random() / 5) if interval > 0 else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sweep_requested.wait(), timeout)
+            await wait_or_timeout(self._clock, self._sweep_requested, timeout)
             self._sweep_requested.clear()
             try:
                 swept = await self.sweep_once()
@@ -486,7 +487,7 @@ class Engine:
             except (StoreUnavailable, StoreRejected) as error:
                 self.stats.errors += 1
                 log.warning("sweep failed, retrying: %s", error)
-                await asyncio.sleep(_RETRY_AFTER_STORE_ERROR_SECONDS)
+                await self._clock.sleep(_RETRY_AFTER_STORE_ERROR_SECONDS)
                 self._sweep_requested.set()
             except Exception:
                 self.stats.errors += 1

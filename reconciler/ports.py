@@ -145,18 +145,6 @@ class PendingStats:
     changes_waiting: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class JobState:
-    job_id: str
-    project_id: UUID
-    attempts: int
-    age_seconds: float
-    next_check_in_seconds: float
-    lease_owner: str | None
-    last_error: str | None
-    settled: bool
-
-
 class Store(Protocol):
     """Every database operation the reconciler performs; each is one SQL function call."""
 
@@ -225,8 +213,6 @@ class Store(Protocol):
     async def renew_leases(self, owner: str, lease_seconds: float) -> int: ...
 
     async def release_leases(self, owner: str) -> int: ...
-
-    async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]: ...
 
     async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]: ...
 

@@ -107,7 +107,6 @@ RENEW_LEASES = SqlFunction(
     "reconciler_renew_leases", (("owner", "text"), ("lease_seconds", "double precision"))
 )
 RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("owner", "text"),))
-JOB_STATES = SqlFunction("reconciler_job_states", (("job_ids", "text[]"),))
 PURGE = SqlFunction(
     "reconciler_purge", (("older_than_seconds", "double precision"), ("limit", "integer"))
 )
@@ -130,7 +129,6 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     RESYNC_PAGE,
     RENEW_LEASES,
     RELEASE_LEASES,
-    JOB_STATES,
     PURGE,
     PROJECTS_WITH_PENDING,
     PENDING_STATS,

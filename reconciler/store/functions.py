@@ -16,7 +16,6 @@ from reconciler.ports import (
     ApplyOutcome,
     DrainOutcome,
     IngestOutcome,
-    JobState,
     PendingStats,
     PollOutcome,
     ProjectSnapshot,
@@ -230,22 +229,6 @@ class FunctionStore:
 
     async def release_leases(self, owner: str) -> int:
         return int(await self._call(calls.RELEASE_LEASES, owner=owner))
-
-    async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
-        answer = await self._call(calls.JOB_STATES, job_ids=list(job_ids))
-        return {
-            job_id: JobState(
-                job_id=job_id,
-                project_id=_uuid(row["project_id"]),
-                attempts=int(row["attempts"]),
-                age_seconds=float(row["age_seconds"]),
-                next_check_in_seconds=float(row["next_check_in_seconds"]),
-                lease_owner=row["lease_owner"],
-                last_error=row["last_error"],
-                settled=bool(row["settled"]),
-            )
-            for job_id, row in answer.items()
-        }
 
     async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
         answer = await self._call(calls.PURGE, older_than_seconds=older_than_seconds, limit=limit)
