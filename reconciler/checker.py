@@ -74,7 +74,7 @@ class ClipChecker:
         """The seed's response body for `project_id`; raises ProjectNotFound."""
         # Tracking waits until Runware has answered: jobs that settle in this very call need
         # no tracking row (W1: 100 bookkeeping rows per 50-clip check before, 0 now).
-        snapshot = await self._store.read_project(
+        snapshot = await self._store.sync_project(
             project_id, self._policy.first_check_delay_seconds, track=False
         )
         if snapshot is None:

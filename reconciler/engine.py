@@ -183,7 +183,7 @@ class Engine:
         share of `spread_seconds`. Timed and counted: workers and sweeps both come here."""
         started = time.perf_counter()
         try:
-            snapshot = await self._store.read_project(
+            snapshot = await self._store.sync_project(
                 project_id, self._check_policy.first_check_delay_seconds, spread_seconds
             )
         finally:

@@ -148,7 +148,7 @@ class PendingStats:
 class Store(Protocol):
     """Every database operation the reconciler performs; each is one SQL function call."""
 
-    async def read_project(
+    async def sync_project(
         self,
         project_id: UUID,
         first_check_delay_seconds: float,
@@ -156,9 +156,11 @@ class Store(Protocol):
         *,
         track: bool = True,
     ) -> ProjectSnapshot | None:
-        """Apply parked results, start tracking new pending jobs (with `track`), return the
-        stored clips. A newly tracked job is first due after the delay plus a random share of
-        the spread."""
+        """Bring our tracking in step with the project's row and return its clips: apply parked
+        results to it (a write), start tracking new pending jobs (with `track`). Named for
+        what it does, not after the SQL function it calls (`reconciler_read_project`, a name
+        released migrations fixed). A newly tracked job is first due after the delay plus a
+        random share of the spread."""
         ...
 
     async def track_jobs(

@@ -269,12 +269,12 @@ class StoreConformance:
     """Subclass as `Test…Conformance` beside a `harness` fixture."""
 
     async def test_read_project_unknown_is_none(self, harness: StoreHarness) -> None:
-        assert await harness.store.read_project(uuid4(), 0) is None
+        assert await harness.store.sync_project(uuid4(), 0) is None
 
     async def test_read_project_tracks_pending_jobs(self, harness: StoreHarness) -> None:
         project = await harness.new_project({"j1": "pending", "j2": URL_A, "j3": "failed"})
 
-        snapshot = await harness.store.read_project(project, 60)
+        snapshot = await harness.store.sync_project(project, 60)
 
         assert snapshot is not None
         assert snapshot.clips == {"j1": "pending", "j2": URL_A, "j3": "failed"}
@@ -338,7 +338,7 @@ class StoreConformance:
     ) -> None:
         project = await harness.new_project({"j1": "pending", "j2": "pending", "j3": URL_A})
 
-        snapshot = await harness.store.read_project(project, 0, track=False)
+        snapshot = await harness.store.sync_project(project, 0, track=False)
         untracked = await harness.job_states(["j1", "j2"])
         await harness.store.track_jobs(project, ["j2", "j3", "not-in-project"], 60)
 
@@ -387,7 +387,7 @@ class StoreConformance:
         duplicate = await harness.store.ingest_result("early", URL_B, None, 0)
         project = await harness.new_project({"early": "pending", "other": "pending"})
 
-        snapshot = await harness.store.read_project(project, 0)
+        snapshot = await harness.store.sync_project(project, 0)
 
         assert parked.kind == "parked"
         assert duplicate.kind == "duplicate"
@@ -406,7 +406,7 @@ class StoreConformance:
     async def test_claim_record_and_leases(self, harness: StoreHarness) -> None:
         store = harness.store
         project = await harness.new_project({"j1": "pending", "j2": "pending", "j3": "pending"})
-        await store.read_project(project, 0)
+        await store.sync_project(project, 0)
 
         mine = await store.claim_due_jobs("replica-a", 2, 30)
         theirs = await store.claim_due_jobs("replica-b", 10, 30)
@@ -437,7 +437,7 @@ class StoreConformance:
 
     async def test_expired_lease_is_taken_over(self, harness: StoreHarness) -> None:
         project = await harness.new_project({"j1": "pending"})
-        await harness.store.read_project(project, 0)
+        await harness.store.sync_project(project, 0)
         assert len(await harness.store.claim_due_jobs("crashed", 10, 30)) == 1
         await harness.expire_leases()
 
@@ -448,7 +448,7 @@ class StoreConformance:
 
     async def test_settled_jobs_are_not_claimed(self, harness: StoreHarness) -> None:
         project = await harness.new_project({"j1": "pending", "j2": "pending"})
-        await harness.store.read_project(project, 0)
+        await harness.store.sync_project(project, 0)
         await harness.store.apply_results(project, {"j1": URL_A})
 
         claimed = await harness.store.claim_due_jobs("r", 10, 30)
@@ -478,7 +478,7 @@ class StoreConformance:
         jobs = [f"spread-{i}" for i in range(60)]
         project = await harness.new_project(dict.fromkeys(jobs, "pending"))
 
-        await harness.store.read_project(project, 10, 100)
+        await harness.store.sync_project(project, 10, 100)
 
         due_in = sorted(s.next_check_in_seconds for s in (await harness.job_states(jobs)).values())
         assert due_in[0] > 5
@@ -488,7 +488,7 @@ class StoreConformance:
     async def test_purge_forgets_only_what_is_past_retention(self, harness: StoreHarness) -> None:
         store = harness.store
         project = await harness.new_project({"old": "pending", "new": "pending", "open": "pending"})
-        await store.read_project(project, 0)
+        await store.sync_project(project, 0)
         await store.apply_results(project, {"old": URL_A, "new": URL_B})
         await store.ingest_result("orphan-old", URL_A, None, 0)
         await store.ingest_result("orphan-new", URL_B, None, 0)
@@ -506,7 +506,7 @@ class StoreConformance:
 
     async def test_jobs_not_yet_due_are_not_claimed(self, harness: StoreHarness) -> None:
         project = await harness.new_project({"j1": "pending"})
-        await harness.store.read_project(project, 60)
+        await harness.store.sync_project(project, 60)
 
         assert await harness.store.claim_due_jobs("r", 10, 30) == []
 
@@ -516,7 +516,7 @@ class StoreConformance:
         long_key = "k" * 300
         project = await harness.new_project({long_key: "pending", "short": "pending"})
 
-        snapshot = await harness.store.read_project(project, 0)
+        snapshot = await harness.store.sync_project(project, 0)
         stats = await harness.store.pending_stats()
 
         assert snapshot is not None
@@ -573,7 +573,7 @@ class StoreConformance:
 
     async def test_note_job_error_records_on_tracked_jobs_only(self, harness: StoreHarness) -> None:
         project = await harness.new_project({"j1": "pending"})
-        await harness.store.read_project(project, 0)
+        await harness.store.sync_project(project, 0)
 
         assert await harness.store.note_job_error("j1", "URL outside the allow-list")
         assert not await harness.store.note_job_error("untracked", "whatever")
@@ -618,7 +618,7 @@ class StoreConformance:
         self, harness: StoreHarness
     ) -> None:
         project = await harness.new_project({"j1": "pending"})
-        await harness.store.read_project(project, 0)
+        await harness.store.sync_project(project, 0)
         assert len(await harness.store.claim_due_jobs("other", 10, 30)) == 1
 
         outcome = await harness.store.finish_round(
@@ -633,7 +633,7 @@ class StoreConformance:
         self, harness: StoreHarness
     ) -> None:
         project = await harness.new_project({"j1": "pending", "j2": "pending"})
-        await harness.store.read_project(project, 0)
+        await harness.store.sync_project(project, 0)
         await harness.store.claim_due_jobs("a", 1, 30)
         await harness.store.claim_due_jobs("b", 1, 30)
 
@@ -645,10 +645,10 @@ class StoreConformance:
 
     async def test_a_deleted_project_settles_its_jobs(self, harness: StoreHarness) -> None:
         project = await harness.new_project({"j1": "pending"})
-        await harness.store.read_project(project, 0)
+        await harness.store.sync_project(project, 0)
         await harness.delete_project(project)
 
-        assert await harness.store.read_project(project, 0) is None
+        assert await harness.store.sync_project(project, 0) is None
         state = (await harness.job_states(["j1"]))["j1"]
         assert (state.settled, state.outcome) == (True, "project deleted")
         assert await harness.store.claim_due_jobs("r", 10, 30) == []
@@ -657,7 +657,7 @@ class StoreConformance:
         self, harness: StoreHarness
     ) -> None:
         project = await harness.new_project({"j1": "pending"})
-        await harness.store.read_project(project, 0)
+        await harness.store.sync_project(project, 0)
         claimed = await harness.store.claim_due_jobs("r", 10, 30)
         await harness.store.finish_round("r", [PollOutcome(project, "j1", None, None, 0)])
         await harness.store.apply_results(project, {"j1": URL_A})

@@ -92,7 +92,7 @@ class FunctionStore:
     ) -> Any:
         return await self._caller.call_as_user(function, function.bind(**arguments), user)
 
-    async def read_project(
+    async def sync_project(
         self,
         project_id: UUID,
         first_check_delay_seconds: float,

@@ -318,7 +318,7 @@ class MemoryStore:
 
     # --- Store ----------------------------------------------------------------------------------
 
-    async def read_project(
+    async def sync_project(
         self,
         project_id: UUID,
         first_check_delay_seconds: float,
@@ -326,7 +326,7 @@ class MemoryStore:
         *,
         track: bool = True,
     ) -> ProjectSnapshot | None:
-        self._call("read_project")
+        self._call("sync_project")
         with self._atomic():
             read = self._reconcile_project(
                 project_id, first_check_delay_seconds, spread_seconds, track

@@ -95,7 +95,7 @@ async def test_the_store_counts_unsettled_jobs_and_the_oldest_age(
     assert await store.pending_stats() == PendingStats(0, 0.0)
 
     project = await new_project(db, {"old": "pending", "new": "pending", "done": "pending"})
-    await store.read_project(project, first_check_delay_seconds=0)  # tracks all three
+    await store.sync_project(project, first_check_delay_seconds=0)  # tracks all three
     await store.apply_results(project, {"done": "failed"})  # settles one
     await db.execute(
         "update reconciler.jobs set first_seen_at = now() - interval '1 hour' where job_id = 'old'"

@@ -17,7 +17,7 @@ from tests.waiting import wait_until
 
 
 class GatedReads(MemoryStore):
-    """Holds every `read_project` at a gate, counting how many run at once per project."""
+    """Holds every `sync_project` at a gate, counting how many run at once per project."""
 
     def __init__(self, clock: Clock, *, rng: random.Random | None = None) -> None:
         super().__init__(clock, rng=rng)
@@ -26,7 +26,7 @@ class GatedReads(MemoryStore):
         self.most_at_once: Counter[UUID] = Counter()
         self.reads: Counter[UUID] = Counter()
 
-    async def read_project(
+    async def sync_project(
         self,
         project_id: UUID,
         first_check_delay_seconds: float,
@@ -41,7 +41,7 @@ class GatedReads(MemoryStore):
         )
         try:
             await self.gate.wait()
-            return await super().read_project(
+            return await super().sync_project(
                 project_id, first_check_delay_seconds, spread_seconds, track=track
             )
         finally:
