@@ -1,0 +1,183 @@
+"""What the operator sees, as frozen values, and the two reads that build them.
+
+`reconciler status`, `GET /admin` and the JSON under `/admin/api/` all render these; `as_json()`
+is the one JSON shape for each (documented in the README, "Operator view"). The reads cost one
+SQL function call each, bounded by the unsettled jobs (I10), never by the number of projects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from reconciler.ports import OperatorStore
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """One replica as its last heartbeat described it; `alive` is false once it has missed
+    several heartbeats (it crashed or lost the database)."""
+
+    owner: str
+    version: str
+    started_at: datetime
+    last_seen_at: datetime
+    feed_state: str
+    leases_held: int
+    last_sweep_at: datetime | None
+    alive: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "version": self.version,
+            "started_at": _time(self.started_at),
+            "last_seen_at": _time(self.last_seen_at),
+            "feed_state": self.feed_state,
+            "leases_held": self.leases_held,
+            "last_sweep_at": _time(self.last_sweep_at),
+            "alive": self.alive,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AgeBucket:
+    """How many unsettled jobs have waited this long (`label`: "<1m", "1-10m", …)."""
+
+    label: str
+    count: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"label": self.label, "count": self.count}
+
+
+@dataclass(frozen=True, slots=True)
+class StuckJob:
+    """An unsettled job: since when it is tracked, how often it was checked, when it is
+    checked next, what the last check said, and Runware's last progress report (0-100)."""
+
+    project_id: UUID
+    job_id: str
+    first_seen_at: datetime
+    attempts: int
+    next_check_at: datetime
+    last_error: str | None
+    progress: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project_id": str(self.project_id),
+            "job_id": self.job_id,
+            "first_seen_at": _time(self.first_seen_at),
+            "attempts": self.attempts,
+            "next_check_at": _time(self.next_check_at),
+            "last_error": self.last_error,
+            "progress": self.progress,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecentFailure:
+    """A job that settled as "failed" (Runware's error, or the give-up age), and why."""
+
+    project_id: UUID
+    job_id: str
+    settled_at: datetime
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project_id": str(self.project_id),
+            "job_id": self.job_id,
+            "settled_at": _time(self.settled_at),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Everything `reconciler status` shows. `archive_backlog` is None when archiving is not
+    part of this installation."""
+
+    generated_at: datetime
+    replicas: list[ReplicaView]
+    age_buckets: list[AgeBucket]
+    oldest: list[StuckJob]
+    failures_24h: list[RecentFailure]
+    failure_reasons_24h: list[tuple[str, int]]
+    parked_results: int
+    archive_backlog: int | None
+
+    @property
+    def unsettled(self) -> int:
+        return sum(bucket.count for bucket in self.age_buckets)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "generated_at": _time(self.generated_at),
+            "replicas": [replica.as_json() for replica in self.replicas],
+            "unsettled": self.unsettled,
+            "age_buckets": [bucket.as_json() for bucket in self.age_buckets],
+            "oldest": [job.as_json() for job in self.oldest],
+            "failures_24h": [failure.as_json() for failure in self.failures_24h],
+            "failure_reasons_24h": [
+                {"reason": reason, "count": count} for reason, count in self.failure_reasons_24h
+            ],
+            "parked_results": self.parked_results,
+            "archive_backlog": self.archive_backlog,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClipView:
+    """One clip of a project with its tracking row, if any (a settled or never-tracked clip
+    has none: attempts and next check are then None)."""
+
+    job_id: str
+    value: Any
+    status: str
+    attempts: int | None
+    next_check_at: datetime | None
+    last_error: str | None
+    progress: int | None
+    archive_state: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "value": self.value,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_check_at": _time(self.next_check_at),
+            "last_error": self.last_error,
+            "progress": self.progress,
+            "archive_state": self.archive_state,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectView:
+    project_id: UUID
+    clips: list[ClipView]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project_id": str(self.project_id),
+            "clips": [clip.as_json() for clip in self.clips],
+        }
+
+
+async def read_overview(store: OperatorStore, *, oldest_limit: int = 20) -> Overview:
+    """The whole overview in one database call."""
+    raise NotImplementedError
+
+
+async def read_project_view(store: OperatorStore, project_id: UUID) -> ProjectView | None:
+    """Every clip of one project with its job row; None when the project does not exist."""
+    raise NotImplementedError
