@@ -266,13 +266,13 @@ class Engine:
                 result, reason = FAILED, poll.give_up_reason(job.age_seconds, decision.error)
                 self.stats.gave_up += 1
             # Also used when a result cannot be written (the database refused the project).
+            progress = status.progress if isinstance(status, Processing) else None
             delay = poll.next_check_in(
-                job.attempts,
-                self._rng,
-                age_seconds=job.age_seconds,
-                progress=status.progress if isinstance(status, Processing) else None,
+                job.attempts, self._rng, age_seconds=job.age_seconds, progress=progress
             )
-            outcomes.append(PollOutcome(job.project_id, job.job_id, result, reason, delay))
+            outcomes.append(
+                PollOutcome(job.project_id, job.job_id, result, reason, delay, progress)
+            )
         self._note_check_trouble(trouble if not answered else None, trouble)
         # One call writes the round: results per project (each on its own), reasons, next
         # checks, leases released.

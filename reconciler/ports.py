@@ -77,6 +77,8 @@ class PollOutcome:
     result: str | None
     reason: str | None
     next_check_in_seconds: float
+    # Runware's progress report (0-100) for a job still working, shown to the operator.
+    progress: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

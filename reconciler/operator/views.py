@@ -7,6 +7,7 @@ SQL function call each, bounded by the unsettled jobs (I10), never by the number
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -175,9 +176,93 @@ class ProjectView:
 
 async def read_overview(store: OperatorStore, *, oldest_limit: int = 20) -> Overview:
     """The whole overview in one database call."""
-    raise NotImplementedError
+    answer = await store.operator_overview(oldest_limit)
+    return Overview(
+        generated_at=_parse_time(answer["generated_at"]),
+        replicas=[_replica(row) for row in answer["replicas"]],
+        age_buckets=[AgeBucket(str(b["label"]), int(b["count"])) for b in answer["age_buckets"]],
+        oldest=[_stuck_job(row) for row in answer["oldest"]],
+        failures_24h=[
+            RecentFailure(
+                project_id=_uuid(row["project_id"]),
+                job_id=str(row["job_id"]),
+                settled_at=_parse_time(row["settled_at"]),
+                reason=str(row["reason"]),
+            )
+            for row in answer["failures_24h"]
+        ],
+        failure_reasons_24h=[
+            (str(row["reason"]), int(row["count"])) for row in answer["failure_reasons_24h"]
+        ],
+        parked_results=int(answer["parked_results"]),
+        # Archiving keeps its own backlog; this installation has none to report yet.
+        archive_backlog=None,
+    )
 
 
 async def read_project_view(store: OperatorStore, project_id: UUID) -> ProjectView | None:
     """Every clip of one project with its job row; None when the project does not exist."""
-    raise NotImplementedError
+    answer = await store.operator_project(project_id)
+    if answer is None:
+        return None
+    return ProjectView(
+        project_id=project_id,
+        clips=[
+            ClipView(
+                job_id=str(row["job_id"]),
+                value=row["value"],
+                status=str(row["status"]),
+                attempts=None if row["attempts"] is None else int(row["attempts"]),
+                next_check_at=_parse_optional_time(row["next_check_at"]),
+                last_error=row["last_error"],
+                progress=_progress(row["progress"]),
+                archive_state=None,
+            )
+            for row in answer["clips"]
+        ],
+    )
+
+
+# --- Decoding the SQL functions' JSON (the same for both transports) --------------------------
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _parse_time(value: object) -> datetime:
+    # PostgreSQL writes timestamptz into JSON as ISO 8601 with an offset.
+    return datetime.fromisoformat(str(value))
+
+
+def _parse_optional_time(value: object) -> datetime | None:
+    return None if value is None else _parse_time(value)
+
+
+def _progress(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _replica(row: Mapping[str, Any]) -> ReplicaView:
+    return ReplicaView(
+        owner=str(row["owner"]),
+        version=str(row["version"]),
+        started_at=_parse_time(row["started_at"]),
+        last_seen_at=_parse_time(row["last_seen_at"]),
+        feed_state=str(row["feed_state"]),
+        leases_held=int(row["leases_held"]),
+        last_sweep_at=_parse_optional_time(row["last_sweep_at"]),
+        alive=bool(row["alive"]),
+    )
+
+
+def _stuck_job(row: Mapping[str, Any]) -> StuckJob:
+    return StuckJob(
+        project_id=_uuid(row["project_id"]),
+        job_id=str(row["job_id"]),
+        first_seen_at=_parse_time(row["first_seen_at"]),
+        attempts=int(row["attempts"]),
+        next_check_at=_parse_time(row["next_check_at"]),
+        last_error=row["last_error"],
+        progress=_progress(row["progress"]),
+    )

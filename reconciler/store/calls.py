@@ -97,3 +97,24 @@ PROJECTS_WITH_PENDING = SqlFunction(
     "reconciler_projects_with_pending", (("p_after", "uuid"), ("p_limit", "integer"))
 )
 PENDING_STATS = SqlFunction("reconciler_pending_stats", ())
+
+# The operator's view (supabase/migrations/20261202200000_clip_reconciler_operator.sql).
+RECORD_HEARTBEAT = SqlFunction(
+    "reconciler_record_heartbeat",
+    (
+        ("p_owner", "text"),
+        ("p_version", "text"),
+        ("p_started_at", "timestamptz"),
+        ("p_heartbeat_seconds", "double precision"),
+        ("p_feed_state", "text"),
+        ("p_leases_held", "integer"),
+        ("p_last_sweep_at", "timestamptz"),
+    ),
+)
+FORGET_REPLICA = SqlFunction("reconciler_forget_replica", (("p_owner", "text"),))
+# reconciler_finish_round plus Runware's progress per job still working, in the same call.
+FINISH_POLL_ROUND = SqlFunction(
+    "reconciler_finish_poll_round", (("p_owner", "text"), ("p_outcomes", "jsonb"))
+)
+OPERATOR_OVERVIEW = SqlFunction("reconciler_operator_overview", (("p_oldest_limit", "integer"),))
+OPERATOR_PROJECT = SqlFunction("reconciler_operator_project", (("p_project_id", "uuid"),))

@@ -19,6 +19,7 @@ from reconciler.ports import (
     PendingStats,
     PollOutcome,
     ProjectSnapshot,
+    ReplicaHeartbeat,
     ResyncPage,
     RoundOutcome,
     TrackedJob,
@@ -167,11 +168,13 @@ class FunctionStore:
                 "result": o.result,
                 "reason": o.reason,
                 "next_check_in_seconds": o.next_check_in_seconds,
+                "progress": o.progress,
             }
             for o in outcomes
         ]
+        # The round with Runware's progress reports, still one call.
         answer = await self._caller.call(
-            calls.FINISH_ROUND, {"p_owner": owner, "p_outcomes": payload}
+            calls.FINISH_POLL_ROUND, {"p_owner": owner, "p_outcomes": payload}
         )
         return RoundOutcome(
             changed={p: dict(changed) for p, changed in _by_project(answer["changed"]).items()},
@@ -267,6 +270,33 @@ class FunctionStore:
             untrackable=int(answer.get("untrackable", 0)),
             changes_waiting=int(answer.get("changes_waiting", 0)),
         )
+
+    # --- The operator's view (OperatorStore) -------------------------------------------------
+
+    async def record_heartbeat(self, heartbeat: ReplicaHeartbeat) -> None:
+        await self._caller.call(
+            calls.RECORD_HEARTBEAT,
+            {
+                "p_owner": heartbeat.owner,
+                "p_version": heartbeat.version,
+                "p_started_at": heartbeat.started_at,
+                "p_heartbeat_seconds": heartbeat.interval_seconds,
+                "p_feed_state": heartbeat.feed_state,
+                "p_leases_held": heartbeat.leases_held,
+                "p_last_sweep_at": heartbeat.last_sweep_at,
+            },
+        )
+
+    async def forget_replica(self, owner: str) -> None:
+        await self._caller.call(calls.FORGET_REPLICA, {"p_owner": owner})
+
+    async def operator_overview(self, oldest_limit: int) -> Mapping[str, Any]:
+        answer = await self._caller.call(calls.OPERATOR_OVERVIEW, {"p_oldest_limit": oldest_limit})
+        return dict(answer)
+
+    async def operator_project(self, project_id: UUID) -> Mapping[str, Any] | None:
+        answer = await self._caller.call(calls.OPERATOR_PROJECT, {"p_project_id": project_id})
+        return None if answer is None else dict(answer)
 
     async def ping(self) -> None:
         await self._caller.ping()

@@ -26,6 +26,12 @@ FUNCTIONS = [
     "reconciler_purge",
     "reconciler_caller_can_see_project",
     "reconciler_pending_stats",
+    # The operator's view (heartbeats, progress, the status reads).
+    "reconciler_record_heartbeat",
+    "reconciler_forget_replica",
+    "reconciler_finish_poll_round",
+    "reconciler_operator_overview",
+    "reconciler_operator_project",
 ]
 # The one function a signed-in user may call: SECURITY INVOKER, so it can only report what the
 # app's row-level security already shows that user.
