@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from reconciler.config import Settings
 from reconciler.http.access_log import AccessLog
+from reconciler.http.admin import admin_routes
 from reconciler.http.check import check_clips_status
 from reconciler.http.health import healthz, readyz
 from reconciler.http.metrics import metrics
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *admin_routes(),
         ],
         middleware=[
             Middleware(AccessLog),
