@@ -73,6 +73,8 @@ class Settings:
     metrics_token: str | None = None
     runware_requests_per_second: float = 5.0
     shutdown_seconds: float = 10.0
+    # How often each replica records its heartbeat (the operator view's replica list).
+    heartbeat_seconds: float = 5.0
     supabase_jwt_secret: str | None = None
     cors_origins: tuple[str, ...] = ()
     check_rate_per_minute: float = 60.0
@@ -339,6 +341,7 @@ def load_settings(
             "RECONCILER_RUNWARE_REQUESTS_PER_SECOND", 5.0, 0.01, "of requests per second"
         ),
         shutdown_seconds=read.seconds("RECONCILER_SHUTDOWN_SECONDS", 10.0, 0.1),
+        heartbeat_seconds=read.seconds("RECONCILER_HEARTBEAT_SECONDS", 5.0, 0.05),
         webhook_secrets=webhook_secrets,
         insecure_webhooks=insecure_webhooks,
         webhook_verify="api" if verify == "api" else "off",

@@ -176,7 +176,19 @@ class ProjectView:
 
 async def read_overview(store: OperatorStore, *, oldest_limit: int = 20) -> Overview:
     """The whole overview in one database call."""
-    answer = await store.operator_overview(oldest_limit)
+    return overview_from_json(await store.operator_overview(oldest_limit))
+
+
+async def read_project_view(store: OperatorStore, project_id: UUID) -> ProjectView | None:
+    """Every clip of one project with its job row; None when the project does not exist."""
+    answer = await store.operator_project(project_id)
+    return None if answer is None else project_view_from_json(answer)
+
+
+def overview_from_json(answer: Mapping[str, Any]) -> Overview:
+    """Decodes the SQL function's answer, or `Overview.as_json()` read back (the shapes are
+    the same), e.g. from the service's `/admin/api/overview`."""
+    backlog = answer.get("archive_backlog")
     return Overview(
         generated_at=_parse_time(answer["generated_at"]),
         replicas=[_replica(row) for row in answer["replicas"]],
@@ -195,18 +207,15 @@ async def read_overview(store: OperatorStore, *, oldest_limit: int = 20) -> Over
             (str(row["reason"]), int(row["count"])) for row in answer["failure_reasons_24h"]
         ],
         parked_results=int(answer["parked_results"]),
-        # Archiving keeps its own backlog; this installation has none to report yet.
-        archive_backlog=None,
+        # Archiving keeps its own backlog; the SQL overview does not report one.
+        archive_backlog=None if backlog is None else int(backlog),
     )
 
 
-async def read_project_view(store: OperatorStore, project_id: UUID) -> ProjectView | None:
-    """Every clip of one project with its job row; None when the project does not exist."""
-    answer = await store.operator_project(project_id)
-    if answer is None:
-        return None
+def project_view_from_json(answer: Mapping[str, Any]) -> ProjectView:
+    """Decodes the SQL function's answer, or `ProjectView.as_json()` read back."""
     return ProjectView(
-        project_id=project_id,
+        project_id=_uuid(answer["project_id"]),
         clips=[
             ClipView(
                 job_id=str(row["job_id"]),
@@ -216,7 +225,7 @@ async def read_project_view(store: OperatorStore, project_id: UUID) -> ProjectVi
                 next_check_at=_parse_optional_time(row["next_check_at"]),
                 last_error=row["last_error"],
                 progress=_progress(row["progress"]),
-                archive_state=None,
+                archive_state=row.get("archive_state"),
             )
             for row in answer["clips"]
         ],
