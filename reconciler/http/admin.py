@@ -54,7 +54,11 @@ SECURITY_HEADERS = {
 OLDEST_LIMIT = 20
 REFRESH_SECONDS = 5
 MAX_FORM_BYTES = 4096
-STATIC_FILES = {"admin.js": "text/javascript", "admin.css": "text/css"}
+STATIC_FILES = {
+    "admin.js": "text/javascript",
+    "admin.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
 _FLASH = re.compile(r"(\d{1,7})-(\d{1,7})-(\d{1,7})-(\d{1,7})")
 
 Endpoint = Callable[[Request, Services], Awaitable[Response]]

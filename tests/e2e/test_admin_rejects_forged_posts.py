@@ -180,7 +180,7 @@ async def test_post_from_the_page_checks_and_redirects(
     assert simulator.counters.requests_total >= 1
     assert await clips_of(db, session.project) == {JOB: simulator.truth()[JOB]}
     followed = await session.client.get(response.headers["location"])
-    assert "Checked just now: 1 completed, 0 pending, 0 failed." in followed.text
+    assert "Checked just now. Clips now: 1 completed, 0 pending, 0 failed." in followed.text
 
 
 async def test_bad_project_id_is_refused_without_a_check(

@@ -30,10 +30,14 @@
     return seconds > 0 ? "in " + text : text + " ago";
   }
 
+  function none() {
+    return element("span", "—", "none");
+  }
+
   function when(iso, now) {
     const cell = element("td");
     if (!iso) {
-      cell.textContent = "—";
+      cell.appendChild(none());
       return cell;
     }
     const time = element("time", relative(iso, now));
@@ -44,13 +48,16 @@
   }
 
   function text(value, className) {
-    return element("td", value === null || value === undefined ? "—" : value, className);
+    if (value !== null && value !== undefined) return element("td", value, className);
+    const cell = element("td", null, className);
+    cell.appendChild(none());
+    return cell;
   }
 
   function progress(value) {
     const cell = element("td");
     if (value === null || value === undefined) {
-      cell.textContent = "—";
+      cell.appendChild(none());
       return cell;
     }
     const bar = element("progress", value + "%");
