@@ -255,3 +255,45 @@ async def test_the_overview_never_reads_projects(
     finally:
         await locker.close()
     assert overview.unsettled == 1
+
+
+async def test_the_age_counts_follow_every_way_a_job_settles_or_returns(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    """The buckets are kept as per-minute deltas by triggers on the jobs table, not counted at
+    read time: they must match the rows after tracking, settling, re-tracking, deleting and
+    folding, whichever path wrote them."""
+
+    async def counted_by_rows() -> int:
+        count: int = await db.fetchval(
+            "select count(*) from reconciler.jobs where settled_at is null"
+        )
+        return count
+
+    first = await tracked_project(db, {f"a{i}": "pending" for i in range(5)})
+    second = await tracked_project(db, {"b0": "pending", "b1": "pending"})
+    await age_job(db, "a0", 3 * 3600)
+    assert (await read_overview(store)).unsettled == await counted_by_rows() == 7
+
+    await store.apply_results(first, {"a1": URL, "a2": "failed"})  # settled by the merge
+    await store.finish_round("r", [PollOutcome(first, "a3", None, "still working", 5)])
+    await db.execute(  # the app resets a settled clip: tracked afresh
+        'update public.projects set clips = clips || \'{"a1": "pending"}\' where id = $1', first
+    )
+    await db.execute("select public.reconciler_drain_changes(100, 0, 0)")
+    await db.execute("delete from public.projects where id = $1", second)
+    await db.execute("select public.reconciler_drain_changes(100, 0, 0)")
+    await db.execute("delete from reconciler.jobs where job_id = 'a4'")
+
+    before_fold = await read_overview(store)
+    await store.record_heartbeat(beat("folder"))  # folds the deltas
+    after_fold = await read_overview(store)
+    minute_rows = await db.fetchval(
+        "select count(*) = count(distinct minute) from reconciler.unsettled_by_minute"
+    )
+
+    expected = await counted_by_rows()
+    assert before_fold.unsettled == after_fold.unsettled == expected
+    assert before_fold.age_buckets == after_fold.age_buckets
+    assert {b.label: b.count for b in after_fold.age_buckets}["1-6h"] == 1
+    assert minute_rows is True
