@@ -158,6 +158,10 @@ async def test_operator_checks_a_stuck_clip_until_it_settles(
         await expect(clip_row.locator(".status")).to_have_text("completed")
         await expect(clip_row.locator(".value a")).to_have_attribute("href", video_url)
         assert (await clips_of(db, project))[STUCK_JOB] == video_url
+        # The project page's refresh script redraws the rows from the JSON, the same.
+        await expect(page.locator("#refresh-status")).to_contain_text("updated", timeout=20_000)
+        await expect(clip_row.locator(".status")).to_have_text("completed")
+        await expect(clip_row.locator(".value a")).to_have_attribute("href", video_url)
         await _screenshot(page, artifacts / "admin-project.png")
         await context.close()
 
@@ -169,3 +173,37 @@ async def test_operator_checks_a_stuck_clip_until_it_settles(
 async def _is_failed(db: asyncpg.Connection, project: UUID) -> bool:
     value: object = (await clips_of(db, project))[FAILED_JOB]
     return value == "failed"
+
+
+async def test_refreshed_rows_show_hostile_values_as_text(
+    browser: Browser,
+    service_env: dict[str, str],
+    run_app: AppFactory,
+    db: asyncpg.Connection,
+) -> None:
+    """What the refresh script draws is as inert as what the server rendered: a job id that is
+    an HTML tag stays text, and no script runs (no dialog opens)."""
+    hostile = "<img src=x onerror=alert(1)>"
+    project = await tracked_project(db, {hostile: "pending", "odd-value": "javascript:alert(2)"})
+    dialogs: list[str] = []
+    async with run_app(service_env) as app:
+        assert await app.services.store.note_job_error(hostile, "<b onclick=alert(3)>no</b>")
+        context = await browser.new_context(
+            http_credentials={"username": "operator", "password": ADMIN_TOKEN}
+        )
+        page = await context.new_page()
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+
+        for path in (f"/admin/projects/{project}", "/admin"):
+            await page.goto(f"{app.url}{path}")
+            await expect(page.locator("#refresh-status")).to_contain_text("updated", timeout=20_000)
+            await expect(page.locator("main").get_by_text(hostile, exact=True)).to_be_visible()
+            await expect(page.locator("main img")).to_have_count(0)
+            await expect(page.locator("main b")).to_have_count(0)
+            await expect(
+                page.locator("main").get_by_text("<b onclick=alert(3)>no</b>")
+            ).to_be_visible()
+            await expect(page.locator('a[href^="javascript:"]')).to_have_count(0)
+        await context.close()
+
+    assert dialogs == []
