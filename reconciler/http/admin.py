@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import importlib.resources
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -198,24 +199,42 @@ def _project_id(request: Request) -> UUID | None:
 # --- Reads -----------------------------------------------------------------------------------
 
 
-class _Unavailable(Exception):
-    pass
+class _ReadFailed(Exception):
+    """The database could not answer: 503 when unreachable (try again), 500 when it refused."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def page(self, request: Request) -> HTMLResponse:
+        return _error_page(request, self.status, self.message, "Try again in a moment.")
+
+    def json(self) -> Response:
+        headers = {"Retry-After": "1"} if self.status == 503 else None
+        return _json_error(self.status, self.message.lower(), headers)
+
+
+@contextlib.contextmanager
+def _reading(what: str) -> Iterator[None]:
+    try:
+        yield
+    except StoreUnavailable as error:
+        log.warning("admin %s: database unavailable: %s", what, error)
+        raise _ReadFailed(503, "Database unavailable") from error
+    except StoreRejected as error:
+        log.error("admin %s: the database refused the read: %s", what, error)
+        raise _ReadFailed(500, "Internal error") from error
 
 
 async def _overview(services: Services) -> Overview:
-    try:
+    with _reading("overview"):
         return await read_overview(_operator_store(services), oldest_limit=OLDEST_LIMIT)
-    except StoreUnavailable as error:
-        log.warning("admin overview: database unavailable: %s", error)
-        raise _Unavailable from error
 
 
 async def _project(services: Services, project_id: UUID) -> ProjectView | None:
-    try:
+    with _reading(f"project {project_id}"):
         return await read_project_view(_operator_store(services), project_id)
-    except StoreUnavailable as error:
-        log.warning("admin project %s: database unavailable: %s", project_id, error)
-        raise _Unavailable from error
 
 
 # --- Pages -----------------------------------------------------------------------------------
@@ -224,8 +243,8 @@ async def _project(services: Services, project_id: UUID) -> ProjectView | None:
 async def overview_page(request: Request, services: Services) -> Response:
     try:
         overview = await _overview(services)
-    except _Unavailable:
-        return _error_page(request, 503, "Database unavailable", "Try again in a moment.")
+    except _ReadFailed as failure:
+        return failure.page(request)
     return _page(
         request,
         "overview.html",
@@ -259,8 +278,8 @@ async def project_page(request: Request, services: Services) -> Response:
         return _error_page(request, 400, "Not a project id", "A project id is a UUID.")
     try:
         project = await _project(services, project_id)
-    except _Unavailable:
-        return _error_page(request, 503, "Database unavailable", "Try again in a moment.")
+    except _ReadFailed as failure:
+        return failure.page(request)
     if project is None:
         return _error_page(request, 404, "Project not found", f"No project {project_id}.")
     csrf = _csrf(services)
@@ -334,8 +353,8 @@ async def check_now(request: Request, services: Services) -> Response:
 async def overview_json(request: Request, services: Services) -> Response:
     try:
         overview = await _overview(services)
-    except _Unavailable:
-        return _json_error(503, "database unavailable", {"Retry-After": "1"})
+    except _ReadFailed as failure:
+        return failure.json()
     return JSONResponse(overview.as_json())
 
 
@@ -345,8 +364,8 @@ async def project_json(request: Request, services: Services) -> Response:
         return _json_error(400, "project id must be a UUID")
     try:
         project = await _project(services, project_id)
-    except _Unavailable:
-        return _json_error(503, "database unavailable", {"Retry-After": "1"})
+    except _ReadFailed as failure:
+        return failure.json()
     if project is None:
         return _json_error(404, "project not found")
     return JSONResponse(project.as_json())
