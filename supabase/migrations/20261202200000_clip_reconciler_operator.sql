@@ -11,8 +11,8 @@
 --     written with the poll round (reconciler_finish_poll_round wraps reconciler_finish_round,
 --     so the round stays one call and whatever migration defines finish_round last is used).
 --   * reconciler.unsettled_by_minute: unsettled jobs counted per minute of first_seen_at,
---     kept by statement triggers on reconciler.jobs as insert-only deltas (no row lock, so
---     no writer ever waits on a counter) and folded by the heartbeat. The overview's age
+--     kept by row triggers on reconciler.jobs as insert-only deltas (no row lock, so no
+--     writer ever waits on a counter), folded by the heartbeat and the overview itself. The overview's age
 --     buckets sum it: their cost follows the minutes spanned, not the number of jobs, so
 --     `reconciler status` stays as fast with 100,000 unsettled jobs as with 1,000.
 --   * Two reads, one call each, bounded by our own rows (I10): the overview reads the counts
@@ -148,63 +148,75 @@ $$;
 
 -- --- Unsettled jobs per minute of first_seen_at ---------------------------------------------------
 
--- Rows are deltas: (minute, +n) when jobs become unsettled, (minute, -n) when they settle or
--- go. The count for a minute is the sum of its rows; reconciler.fold_unsettled_counts folds
+-- Rows are deltas: (minute, +1) when a job becomes unsettled, (minute, -1) when it settles or
+-- goes. The count for a minute is the sum of its rows; reconciler.fold_unsettled_counts folds
 -- them to one row per minute. Unindexed and insert-only for writers, like the outbox.
 create table if not exists reconciler.unsettled_by_minute (
     minute timestamptz not null,
     jobs   bigint not null
 );
 revoke all on reconciler.unsettled_by_minute from public, anon, authenticated;
+-- Rows are folded away as fast as they come: vacuum often, so reads never walk dead rows.
+alter table reconciler.unsettled_by_minute set (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_insert_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 1000
+);
 
-create or replace function reconciler.count_unsettled_changes()
+-- Row triggers with WHEN conditions: the many updates that change no count (a poll
+-- rescheduling its jobs, a reason noted) skip the trigger entirely, evaluated in C.
+create or replace function reconciler.count_unsettled_change()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
-    if tg_op = 'INSERT' then
+    if tg_op in ('UPDATE', 'DELETE') and old.settled_at is null then
         insert into reconciler.unsettled_by_minute (minute, jobs)
-        select date_trunc('minute', n.first_seen_at), count(*)
-          from new_rows n where n.settled_at is null group by 1;
-    elsif tg_op = 'UPDATE' then
-        -- Most updates (a poll rescheduling its jobs) change no count: nothing is written.
-        insert into reconciler.unsettled_by_minute (minute, jobs)
-        select d.minute, sum(d.jobs)
-          from (select date_trunc('minute', n.first_seen_at) as minute, 1 as jobs
-                  from new_rows n where n.settled_at is null
-                union all
-                select date_trunc('minute', o.first_seen_at), -1
-                  from old_rows o where o.settled_at is null) d
-         group by d.minute
-        having sum(d.jobs) <> 0;
-    elsif tg_op = 'DELETE' then
-        insert into reconciler.unsettled_by_minute (minute, jobs)
-        select date_trunc('minute', o.first_seen_at), -count(*)
-          from old_rows o where o.settled_at is null group by 1;
-    else  -- TRUNCATE
-        delete from reconciler.unsettled_by_minute;
+        values (date_trunc('minute', old.first_seen_at), -1);
     end if;
+    if tg_op in ('INSERT', 'UPDATE') and new.settled_at is null then
+        insert into reconciler.unsettled_by_minute (minute, jobs)
+        values (date_trunc('minute', new.first_seen_at), 1);
+    end if;
+    return null;
+end;
+$$;
+
+create or replace function reconciler.forget_unsettled_counts()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    delete from reconciler.unsettled_by_minute;
     return null;
 end;
 $$;
 
 drop trigger if exists jobs_count_unsettled_insert on reconciler.jobs;
 create trigger jobs_count_unsettled_insert
-    after insert on reconciler.jobs referencing new table as new_rows
-    for each statement execute function reconciler.count_unsettled_changes();
+    after insert on reconciler.jobs
+    for each row when (new.settled_at is null)
+    execute function reconciler.count_unsettled_change();
 drop trigger if exists jobs_count_unsettled_update on reconciler.jobs;
 create trigger jobs_count_unsettled_update
-    after update on reconciler.jobs referencing old table as old_rows new table as new_rows
-    for each statement execute function reconciler.count_unsettled_changes();
+    after update of settled_at, first_seen_at on reconciler.jobs
+    for each row when (old.settled_at is distinct from new.settled_at
+                       or (new.settled_at is null
+                           and date_trunc('minute', old.first_seen_at)
+                               is distinct from date_trunc('minute', new.first_seen_at)))
+    execute function reconciler.count_unsettled_change();
 drop trigger if exists jobs_count_unsettled_delete on reconciler.jobs;
 create trigger jobs_count_unsettled_delete
-    after delete on reconciler.jobs referencing old table as old_rows
-    for each statement execute function reconciler.count_unsettled_changes();
+    after delete on reconciler.jobs
+    for each row when (old.settled_at is null)
+    execute function reconciler.count_unsettled_change();
 drop trigger if exists jobs_count_unsettled_truncate on reconciler.jobs;
 create trigger jobs_count_unsettled_truncate
     after truncate on reconciler.jobs
-    for each statement execute function reconciler.count_unsettled_changes();
+    for each statement execute function reconciler.forget_unsettled_counts();
 
 -- The counts as the rows are now (also when this file runs again): writers of jobs wait for
 -- the few statements of this rebuild, so no delta is counted twice or missed.
@@ -248,10 +260,12 @@ create index if not exists jobs_unsettled_age_idx
 -- Everything `reconciler status` shows, in one call. p_oldest_limit bounds the stuck-job list;
 -- failures list the 50 most recent of the last 24 h, their reasons are grouped over all of
 -- them (numbers folded, so "gave up after 3601 s" and "… 3723 s" count as one reason).
+-- Volatile: it folds the count deltas first, so a read never sums more than a few seconds of
+-- them even when no replica is running to fold.
 create or replace function public.reconciler_operator_overview(p_oldest_limit integer)
 returns jsonb
 language plpgsql
-stable
+volatile
 security definer
 set search_path = ''
 as $$
@@ -259,6 +273,7 @@ declare
     v_limit integer := least(greatest(coalesce(p_oldest_limit, 20), 0), 1000);
     v_since timestamptz := now() - interval '24 hours';
 begin
+    perform reconciler.fold_unsettled_counts();
     return jsonb_build_object(
         'generated_at', now(),
         'replicas', coalesce((
@@ -386,8 +401,8 @@ begin
                     'reconciler_finish_poll_round', 'reconciler_operator_overview',
                     'reconciler_operator_project'))
             or (n.nspname = 'reconciler' and p.proname in (
-                    'replica_alive', 'replica_forgotten', 'count_unsettled_changes',
-                    'fold_unsettled_counts'))
+                    'replica_alive', 'replica_forgotten', 'count_unsettled_change',
+                    'forget_unsettled_counts', 'fold_unsettled_counts'))
     loop
         execute format('revoke all on function %s from public, anon, authenticated', f.sig);
         if f.exposed then
