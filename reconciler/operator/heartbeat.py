@@ -14,13 +14,40 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import Protocol
 
-from reconciler.engine import Engine
-from reconciler.ports import OperatorStore, ReplicaHeartbeat, StoreRejected, StoreUnavailable
+from reconciler.ports import (
+    FeedState,
+    OperatorStore,
+    ReplicaHeartbeat,
+    StoreRejected,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
 _FORGET_ON_STOP_SECONDS = 5.0
+
+
+class SweepCount(Protocol):
+    @property
+    def sweeps(self) -> int: ...
+
+
+class EngineState(Protocol):
+    """What the heartbeat reads of the engine: its public, read-only state."""
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def feed_state(self) -> FeedState | None: ...
+
+    @property
+    def leases_held(self) -> int: ...
+
+    @property
+    def stats(self) -> SweepCount: ...
 
 
 def service_version() -> str:
@@ -40,7 +67,7 @@ class HeartbeatRecorder:
     def __init__(
         self,
         store: OperatorStore,
-        engine: Engine,
+        engine: EngineState,
         *,
         interval_seconds: float,
         version: str | None = None,
@@ -107,7 +134,7 @@ class HeartbeatRecorder:
 
 @contextlib.asynccontextmanager
 async def heartbeating(
-    store: OperatorStore, engine: Engine, *, interval_seconds: float
+    store: OperatorStore, engine: EngineState, *, interval_seconds: float
 ) -> AsyncIterator[HeartbeatRecorder]:
     """Record heartbeats in the background for as long as the block runs."""
     recorder = HeartbeatRecorder(store, engine, interval_seconds=interval_seconds)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 import httpx
@@ -31,7 +30,7 @@ class RemoteOperatorApi:
         self._auth = httpx.BasicAuth("operator", admin_token)
         self._transport = transport
 
-    async def _get(self, path: str) -> tuple[int, Any]:
+    async def _get(self, path: str) -> tuple[int, dict[str, object]]:
         try:
             async with httpx.AsyncClient(
                 timeout=_TIMEOUT_SECONDS, transport=self._transport
@@ -46,15 +45,20 @@ class RemoteOperatorApi:
         if response.status_code not in (200, 404):
             raise ServiceRefused(f"the service answered {response.status_code}")
         try:
-            return response.status_code, response.json()
+            body = response.json()
         except ValueError as error:
             raise ServiceRefused("the service's answer is not JSON") from error
+        if not isinstance(body, dict):
+            raise ServiceRefused(
+                f"unexpected answer from the service: a JSON {type(body).__name__}"
+            )
+        return response.status_code, body
 
     async def overview(self) -> Overview:
         _, body = await self._get("/admin/api/overview")
         try:
             return overview_from_json(body)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ServiceRefused(f"unexpected overview from the service: {error!r}") from error
 
     async def project(self, project_id: UUID) -> ProjectView | None:
@@ -63,5 +67,5 @@ class RemoteOperatorApi:
             return None
         try:
             return project_view_from_json(body)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ServiceRefused(f"unexpected project view from the service: {error!r}") from error
