@@ -259,7 +259,11 @@ def _status(args: argparse.Namespace) -> int:
             configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
             now, view = asyncio.run(_read_status(settings, project_id))
     except (StoreUnavailable, ServiceRefused) as error:
-        _print_error(str(error))
+        message = str(error)
+        if "does not exist" in message or "Could not find the function" in message:
+            # The database predates the operator view's migration.
+            message += " (apply the migrations: reconciler migrate)"
+        _print_error(message)
         return 1
     if view is None:
         print(f"error: project {project_id} not found", file=sys.stderr)

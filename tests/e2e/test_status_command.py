@@ -200,3 +200,14 @@ async def test_status_says_when_the_service_cannot_be_reached(service_env: dict[
 
     assert code == 1
     assert "service unreachable" in err
+
+
+async def test_status_on_a_database_without_the_operator_migration_says_what_to_do(
+    service_env: dict[str, str], db: asyncpg.Connection
+) -> None:
+    await db.execute("drop function public.reconciler_operator_overview(integer)")
+
+    code, _, err = await _run(service_env, "status")
+
+    assert code == 1
+    assert "reconciler migrate" in err
