@@ -132,14 +132,16 @@ begin
     if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
         raise exception 'outcomes must be a JSON array' using errcode = '22023';
     end if;
+    -- The last report is kept when a check brings none (our own check failed, or Runware
+    -- sent no percentage); a job only rewrites its row when the figure moved.
     update reconciler.jobs j
-       set progress = case when o.progress between 0 and 100 then o.progress end
+       set progress = o.progress
       from jsonb_to_recordset(p_outcomes) as o(project_id uuid, job_id text, result text,
                                                 progress integer)
      where j.project_id = o.project_id and j.job_id = o.job_id and o.result is null
+       and o.progress between 0 and 100
        and j.settled_at is null
-       and j.progress is distinct from
-           (case when o.progress between 0 and 100 then o.progress end);
+       and j.progress is distinct from o.progress;
     return public.reconciler_finish_round(p_owner, p_outcomes);
 end;
 $$;
@@ -378,7 +380,8 @@ begin
                        'attempts', j.attempts,
                        'next_check_at', case when j.settled_at is null then j.next_check_at end,
                        'last_error', j.last_error,
-                       'progress', j.progress) order by c.key)
+                       'progress', case when j.settled_at is null then j.progress end)
+                   order by c.key)
               from jsonb_each(case when jsonb_typeof(v_clips) = 'object'
                                    then v_clips else '{}'::jsonb end) c
               left join reconciler.jobs j

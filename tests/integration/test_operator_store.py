@@ -72,6 +72,11 @@ async def test_stuck_jobs_are_listed_oldest_first_with_their_last_check(
         [PollOutcome(project, "hour", None, "Runware: still processing", 30.0, progress=60)],
     )
 
+    # A later check that brings no figure (ours failed) keeps the last report.
+    await store.finish_round(
+        "replica-a", [PollOutcome(project, "hour", None, "Runware: still processing", 30.0)]
+    )
+
     overview = await read_overview(store, oldest_limit=2)
 
     assert {b.label: b.count for b in overview.age_buckets} == {
@@ -85,7 +90,7 @@ async def test_stuck_jobs_are_listed_oldest_first_with_their_last_check(
     assert [job.job_id for job in overview.oldest] == ["day", "hour"]
     hour = overview.oldest[1]
     assert hour.project_id == project
-    assert hour.attempts == 1
+    assert hour.attempts == 2
     assert hour.last_error == "Runware: still processing"
     assert hour.progress == 60
     assert hour.next_check_at > hour.first_seen_at
@@ -217,6 +222,11 @@ async def test_the_project_view_shows_every_clip_with_its_job(
     assert waiting.next_check_at > datetime.now(UTC) + timedelta(seconds=30)
     assert clips["done"].value == URL
     assert clips["done"].attempts is None
+    # Once settled, Runware's old percentage is no longer shown.
+    await store.apply_results(project, {"waiting": URL})
+    settled = await read_project_view(store, project)
+    assert settled is not None
+    assert {clip.job_id: clip.progress for clip in settled.clips}["waiting"] is None
     assert clips["odd"].value == {"x": 1}
     assert view.as_json()["clips"][0]["job_id"] == "bad"
 
