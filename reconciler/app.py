@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,11 +13,14 @@ from starlette.routing import Route
 
 from reconciler.config import Settings
 from reconciler.http.access_log import AccessLog
+from reconciler.http.admin import admin_routes
 from reconciler.http.check import check_clips_status
 from reconciler.http.health import healthz, readyz
 from reconciler.http.metrics import metrics
 from reconciler.http.runware_webhook import runware_webhook
 from reconciler.observability.metrics import ServiceMetrics
+from reconciler.operator.heartbeat import heartbeating
+from reconciler.ports import OperatorStore
 from reconciler.services import open_services
 
 
@@ -34,7 +38,11 @@ def create_app(settings: Settings) -> Starlette:
                 return
             services.engine.start()
             try:
-                yield
+                # Both store adapters implement OperatorStore beside Store.
+                store = cast(OperatorStore, services.store)
+                interval = settings.heartbeat_seconds
+                async with heartbeating(store, services.engine, interval_seconds=interval):
+                    yield
             finally:
                 await services.engine.stop(settings.shutdown_seconds)
 
@@ -46,6 +54,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *admin_routes(),
         ],
         middleware=[
             Middleware(AccessLog),

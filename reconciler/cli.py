@@ -1,4 +1,4 @@
-"""`reconciler` command line: serve, check, migrate, demo."""
+"""`reconciler` command line: serve, check, status, migrate, demo."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -19,6 +20,10 @@ from reconciler.cli_output import render_check
 from reconciler.config import ConfigError, Settings, load_settings
 from reconciler.observability.logs import configure_logging, escape_unsafe
 from reconciler.redaction import Redactor
+
+if TYPE_CHECKING:
+    from reconciler.operator.views import Overview, ProjectView
+    from reconciler.ports import OperatorStore
 
 EXIT_CONFIG = 2
 
@@ -196,6 +201,81 @@ def _resync(_: argparse.Namespace) -> int:
     return asyncio.run(_run_resync(_settings(serving=False), Console()))
 
 
+async def _read_status(
+    settings: Settings, project_id: UUID | None
+) -> tuple[datetime, Overview | ProjectView | None]:
+    from reconciler.operator.views import read_overview, read_project_view
+    from reconciler.services import connect_store
+
+    connected = await connect_store(settings)
+    # Both store adapters implement the operator's reads beside Store.
+    store = cast("OperatorStore", connected)
+    try:
+        if project_id is None:
+            overview = await read_overview(store)
+            return overview.generated_at, overview
+        return datetime.now(UTC), await read_project_view(store, project_id)
+    finally:
+        await connected.close()
+
+
+async def _fetch_status(
+    url: str, token: str, project_id: UUID | None
+) -> tuple[datetime, Overview | ProjectView | None]:
+    from reconciler.operator.remote import RemoteOperatorApi
+
+    api = RemoteOperatorApi(url, token)
+    if project_id is None:
+        overview = await api.overview()
+        return overview.generated_at, overview
+    return datetime.now(UTC), await api.project(project_id)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from reconciler.operator.remote import ServiceRefused
+    from reconciler.operator.render import render_overview, render_project
+    from reconciler.operator.views import Overview
+    from reconciler.ports import StoreUnavailable
+
+    project_id: UUID | None = None
+    if args.project is not None:
+        try:
+            project_id = UUID(args.project)
+        except ValueError:
+            print(f"error: --project must be a UUID, got {args.project!r}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        if args.url is not None:
+            token = (
+                os.environ.get("RECONCILER_ADMIN_TOKEN", "").strip()
+                or os.environ.get("SUPABASE_SERVICE_ROLE_KEY", "").strip()
+            )
+            if not token:
+                raise ConfigError("RECONCILER_ADMIN_TOKEN", "is required with --url")
+            now, view = asyncio.run(_fetch_status(args.url, token, project_id))
+        else:
+            settings = load_settings(os.environ, require_runware=False, serving=False)
+            configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
+            now, view = asyncio.run(_read_status(settings, project_id))
+    except (StoreUnavailable, ServiceRefused) as error:
+        message = str(error)
+        if "does not exist" in message or "Could not find the function" in message:
+            # The database predates the operator view's migration.
+            message += " (apply the migrations: reconciler migrate)"
+        _print_error(message)
+        return 1
+    if view is None:
+        print(f"error: project {project_id} not found", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(view.as_json(), indent=2))
+    elif isinstance(view, Overview):
+        render_overview(view, Console())
+    else:
+        render_project(view, now, Console())
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from reconciler.local.demo import run_demo
 
@@ -242,6 +322,22 @@ def parser() -> argparse.ArgumentParser:
     )
     uninstall.add_argument("--yes", action="store_true", help="really do it")
     uninstall.set_defaults(run=_uninstall)
+
+    status = commands.add_parser(
+        "status",
+        help="what is in flight, stuck and failed, and every replica's feed (the operator view)",
+    )
+    status.add_argument("--json", action="store_true", help="print the view as JSON")
+    status.add_argument(
+        "--url",
+        metavar="SERVICE_URL",
+        help="ask a running service's /admin/api instead of the database"
+        " (token: RECONCILER_ADMIN_TOKEN)",
+    )
+    status.add_argument(
+        "--project", metavar="PROJECT_ID", help="every clip of this project with its job"
+    )
+    status.set_defaults(run=_status)
 
     demo = commands.add_parser(
         "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"

@@ -441,6 +441,13 @@ class Settings(BaseSettings):
         "on SIGTERM: stop taking work, finish within this, release leases",
         minimum=0.1,
     )
+    heartbeat_seconds: float = _seconds(
+        "RECONCILER_HEARTBEAT_SECONDS",
+        5.0,
+        "how often each serving replica records its heartbeat (`reconciler status`, /admin); "
+        "shown dead after 3 missed beats",
+        minimum=0.05,
+    )
 
     # Logs
     log_level: LogLevel = _setting(

@@ -275,14 +275,14 @@ class Engine:
                 self.stats.gave_up += 1
             status = statuses.get(job.job_id)
             # Also used when a result cannot be written (the database refused the project).
+            progress = status.progress if isinstance(status, Processing) else None
             delay = poll.next_check_in(
-                job.attempts,
-                self._rng,
-                age_seconds=job.age_seconds,
-                progress=status.progress if isinstance(status, Processing) else None,
+                job.attempts, self._rng, age_seconds=job.age_seconds, progress=progress
             )
             outcomes.append(
-                PollOutcome(job.project_id, job.job_id, decision.write, decision.error, delay)
+                PollOutcome(
+                    job.project_id, job.job_id, decision.write, decision.error, delay, progress
+                )
             )
         self._note_check_trouble(trouble if not answered else None, trouble)
         # One call writes the round: results per project (each on its own), reasons, next

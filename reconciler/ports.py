@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 from uuid import UUID
@@ -103,6 +104,8 @@ class PollOutcome:
     result: str | None
     reason: str | None
     next_check_in_seconds: float
+    # Runware's progress report (0-100) for a job still working, shown to the operator.
+    progress: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,4 +273,43 @@ class ChangeFeed(Protocol):
 
     async def run(self, hints: FeedHints) -> None:
         """Follow changes until cancelled, reconnecting by itself; never returns otherwise."""
+        ...
+
+
+# --- The operator's view (reconciler status, GET /admin) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaHeartbeat:
+    """What a running replica says about itself every few seconds. `interval_seconds` is how
+    often it says it: readers call it dead after a few missed beats, without knowing its
+    configuration."""
+
+    owner: str
+    version: str
+    started_at: datetime
+    interval_seconds: float
+    feed_state: str
+    leases_held: int
+    last_sweep_at: datetime | None
+
+
+class OperatorStore(Protocol):
+    """Reads for the operator and the replicas' heartbeats; each is one SQL function call,
+    bounded by the unsettled jobs or the replicas, never by the number of projects (I10)."""
+
+    async def record_heartbeat(self, heartbeat: ReplicaHeartbeat) -> None:
+        """Upsert this replica's row; also forgets replicas silent for long (a bounded few)."""
+        ...
+
+    async def forget_replica(self, owner: str) -> None:
+        """A replica that stops cleanly removes its row."""
+        ...
+
+    async def operator_overview(self, oldest_limit: int) -> Mapping[str, Any]:
+        """The overview as the database answers it (decoded in reconciler.operator.views)."""
+        ...
+
+    async def operator_project(self, project_id: UUID) -> Mapping[str, Any] | None:
+        """Every clip of one project with its job row, or None for an unknown project."""
         ...

@@ -115,7 +115,29 @@ PROJECTS_WITH_PENDING = SqlFunction(
 )
 PENDING_STATS = SqlFunction("reconciler_pending_stats", ())
 
-# Every function the service calls (and nothing else of ours in `public` but the trigger's).
+# The operator's view (supabase/migrations/20261202200000_clip_reconciler_operator.sql).
+RECORD_HEARTBEAT = SqlFunction(
+    "reconciler_record_heartbeat",
+    (
+        ("owner", "text"),
+        ("version", "text"),
+        ("started_at", "timestamptz"),
+        ("heartbeat_seconds", "double precision"),
+        ("feed_state", "text"),
+        ("leases_held", "integer"),
+        ("last_sweep_at", "timestamptz"),
+    ),
+)
+FORGET_REPLICA = SqlFunction("reconciler_forget_replica", (("owner", "text"),))
+# reconciler_finish_round plus Runware's progress per job still working, in the same call.
+FINISH_POLL_ROUND = SqlFunction(
+    "reconciler_finish_poll_round", (("owner", "text"), ("outcomes", "jsonb"))
+)
+OPERATOR_OVERVIEW = SqlFunction("reconciler_operator_overview", (("oldest_limit", "integer"),))
+OPERATOR_PROJECT = SqlFunction("reconciler_operator_project", (("project_id", "uuid"),))
+
+# Every function of ours in `public` but the trigger's: what the service calls (FINISH_ROUND
+# through FINISH_POLL_ROUND, in SQL).
 CATALOGUE: tuple[SqlFunction, ...] = (
     READ_PROJECT,
     TRACK_JOBS,
@@ -132,4 +154,9 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     PURGE,
     PROJECTS_WITH_PENDING,
     PENDING_STATS,
+    RECORD_HEARTBEAT,
+    FORGET_REPLICA,
+    FINISH_POLL_ROUND,
+    OPERATOR_OVERVIEW,
+    OPERATOR_PROJECT,
 )

@@ -19,6 +19,7 @@ from reconciler.ports import (
     PendingStats,
     PollOutcome,
     ProjectSnapshot,
+    ReplicaHeartbeat,
     ResyncPage,
     RoundOutcome,
     TrackedJob,
@@ -177,10 +178,12 @@ class FunctionStore:
                 "result": o.result,
                 "reason": o.reason,
                 "next_check_in_seconds": o.next_check_in_seconds,
+                "progress": o.progress,
             }
             for o in outcomes
         ]
-        answer = await self._call(calls.FINISH_ROUND, owner=owner, outcomes=payload)
+        # The round with Runware's progress reports, still one call.
+        answer = await self._call(calls.FINISH_POLL_ROUND, owner=owner, outcomes=payload)
         return RoundOutcome(
             changed={p: dict(changed) for p, changed in _by_project(answer["changed"]).items()},
             refused={p: str(reason) for p, reason in _by_project(answer["refused"]).items()},
@@ -246,6 +249,30 @@ class FunctionStore:
             untrackable=int(answer.get("untrackable", 0)),
             changes_waiting=int(answer.get("changes_waiting", 0)),
         )
+
+    # --- The operator's view (OperatorStore) -------------------------------------------------
+
+    async def record_heartbeat(self, heartbeat: ReplicaHeartbeat) -> None:
+        await self._call(
+            calls.RECORD_HEARTBEAT,
+            owner=heartbeat.owner,
+            version=heartbeat.version,
+            started_at=heartbeat.started_at,
+            heartbeat_seconds=heartbeat.interval_seconds,
+            feed_state=heartbeat.feed_state,
+            leases_held=heartbeat.leases_held,
+            last_sweep_at=heartbeat.last_sweep_at,
+        )
+
+    async def forget_replica(self, owner: str) -> None:
+        await self._call(calls.FORGET_REPLICA, owner=owner)
+
+    async def operator_overview(self, oldest_limit: int) -> Mapping[str, Any]:
+        return dict(await self._call(calls.OPERATOR_OVERVIEW, oldest_limit=oldest_limit))
+
+    async def operator_project(self, project_id: UUID) -> Mapping[str, Any] | None:
+        answer = await self._call(calls.OPERATOR_PROJECT, project_id=project_id)
+        return None if answer is None else dict(answer)
 
     async def ping(self) -> None:
         await self._caller.ping()

@@ -6,6 +6,7 @@ PostgREST exposes only `public`, so the functions live there; their tables do no
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +21,8 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
     return str(value) if isinstance(value, UUID) else value
 
 

@@ -36,13 +36,14 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     assert "W5 webhook parse" in done.stdout
     assert "W6 host tax" in done.stdout
     assert "W7 sweep cost" in done.stdout
+    assert "W9 status cost" in done.stdout
     results = json.loads(output.read_text())
     assert results["quick"] is True
     assert {"cpu_count", "python_version", "postgres_version", "platform"} <= set(
         results["machine"]
     )
     workloads = results["workloads"]
-    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7"}
+    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9"}
     for workload in workloads.values():
         assert {"params", "figures", "ratios", "targets"} <= set(workload)
         assert "met" in workload["targets"]
@@ -92,6 +93,10 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     assert w7["figures"]["sweep_median_ms"]["large"] > 0
     assert w7["ratios"]["large_over_small"] is not None
     assert w7["ratios"]["large_over_small_0_1"] is not None
+
+    w9 = workloads["W9"]
+    assert w9["figures"]["overview_median_ms"]["large"] > 0
+    assert w9["ratios"]["large_over_small"] is not None
 
 
 def test_only_runs_the_chosen_workloads(tmp_path: Path) -> None:

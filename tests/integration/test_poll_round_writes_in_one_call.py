@@ -61,7 +61,10 @@ async def test_a_round_over_many_projects_is_two_calls(
         await runware.aclose()
 
     assert claimed == 15
-    assert dict(counting.calls) == {"reconciler_claim_due_jobs": 1, "reconciler_finish_round": 1}
+    assert dict(counting.calls) == {
+        "reconciler_claim_due_jobs": 1,
+        "reconciler_finish_poll_round": 1,
+    }
     assert engine.stats.results_written == 10
     for i, project in enumerate(projects):
         clips = await clips_of(db, project)
