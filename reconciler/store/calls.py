@@ -121,11 +121,11 @@ RECORD_HEARTBEAT = SqlFunction(
     (
         ("owner", "text"),
         ("version", "text"),
-        ("started_at", "timestamptz"),
+        ("started_at", "timestamp with time zone"),
         ("heartbeat_seconds", "double precision"),
         ("feed_state", "text"),
         ("leases_held", "integer"),
-        ("last_sweep_at", "timestamptz"),
+        ("last_sweep_at", "timestamp with time zone"),
     ),
 )
 FORGET_REPLICA = SqlFunction("reconciler_forget_replica", (("owner", "text"),))
