@@ -1,0 +1,1 @@
+"""Archiving finished videos into Supabase Storage: the transfer layer (download, upload)."""
