@@ -257,3 +257,94 @@ class ChangeFeed(Protocol):
     async def run(self, hints: FeedHints) -> None:
         """Follow changes until cancelled, reconnecting by itself; never returns otherwise."""
         ...
+
+
+# --- Archiving finished videos (RECONCILER_ARCHIVE) --------------------------------------------
+
+ArchiveTaskState = Literal["queued", "archived", "given_up", "superseded"]
+# What finishing a task did: the clip swapped to the archived URL; the clip had changed (left
+# alone); or the task was no longer queued for that URL (another replica finished it).
+ArchiveSucceeded = Literal["archived", "superseded", "not_queued"]
+ArchiveFailed = Literal["queued", "given_up", "not_queued"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveTask:
+    """A claimed task: copy `source_url` (what the clip holds now) into Storage. `attempts`
+    counts claims, this one included."""
+
+    project_id: UUID
+    job_id: str
+    source_url: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedObject:
+    """Where a video now lives in Storage, and what was copied."""
+
+    object_path: str
+    archived_url: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveBackfillPage:
+    """One keyset page of the back-fill; `last` is where the next page starts (None: done)."""
+
+    last: UUID | None
+    scanned: int
+    queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveStats:
+    """Whether archiving is on, tasks not finished and the age of the oldest, tasks by state."""
+
+    enabled: bool
+    backlog: int
+    oldest_age_seconds: float
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+class ArchiveStore(Protocol):
+    """The archive queue's database operations; each is one SQL function call."""
+
+    async def set_archiving(self, enabled: bool) -> int:
+        """Tell SQL whether results written from now on are queued; returns the backlog."""
+        ...
+
+    async def claim_archive_tasks(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[ArchiveTask]:
+        """Lease due tasks (expired leases included); tasks whose clip changed end superseded."""
+        ...
+
+    async def renew_archive_leases(self, owner: str, lease_seconds: float) -> int: ...
+
+    async def archive_succeeded(
+        self, task: ArchiveTask, archived: ArchivedObject
+    ) -> ArchiveSucceeded:
+        """Swap the clip to the archived URL iff it still holds the task's URL (I1)."""
+        ...
+
+    async def archive_failed(
+        self,
+        task: ArchiveTask,
+        error: str,
+        *,
+        permanent: bool,
+        retry_in_seconds: float,
+        max_attempts: int,
+    ) -> ArchiveFailed:
+        """Retry later, or give up (permanent, or attempts used up): the clip keeps its URL."""
+        ...
+
+    async def archive_backfill_page(
+        self, after: UUID | None, limit: int, archived_prefix: str
+    ) -> ArchiveBackfillPage:
+        """Queue the clips of one page of projects that hold URLs not archived yet."""
+        ...
+
+    async def archive_stats(self) -> ArchiveStats: ...

@@ -97,3 +97,43 @@ PROJECTS_WITH_PENDING = SqlFunction(
     "reconciler_projects_with_pending", (("p_after", "uuid"), ("p_limit", "integer"))
 )
 PENDING_STATS = SqlFunction("reconciler_pending_stats", ())
+
+# --- Archiving (20261202100000_clip_reconciler_archive.sql) ---------------------------------------
+SET_ARCHIVING = SqlFunction("reconciler_set_archiving", (("p_enabled", "boolean"),))
+CLAIM_ARCHIVE_TASKS = SqlFunction(
+    "reconciler_claim_archive_tasks",
+    (("p_owner", "text"), ("p_limit", "integer"), ("p_lease_seconds", "double precision")),
+)
+RENEW_ARCHIVE_LEASES = SqlFunction(
+    "reconciler_renew_archive_leases",
+    (("p_owner", "text"), ("p_lease_seconds", "double precision")),
+)
+ARCHIVE_SUCCEEDED = SqlFunction(
+    "reconciler_archive_succeeded",
+    (
+        ("p_project_id", "uuid"),
+        ("p_job_id", "text"),
+        ("p_source_url", "text"),
+        ("p_archived_url", "text"),
+        ("p_object_path", "text"),
+        ("p_size_bytes", "bigint"),
+        ("p_sha256", "text"),
+    ),
+)
+ARCHIVE_FAILED = SqlFunction(
+    "reconciler_archive_failed",
+    (
+        ("p_project_id", "uuid"),
+        ("p_job_id", "text"),
+        ("p_source_url", "text"),
+        ("p_error", "text"),
+        ("p_permanent", "boolean"),
+        ("p_retry_in_seconds", "double precision"),
+        ("p_max_attempts", "integer"),
+    ),
+)
+ARCHIVE_BACKFILL_PAGE = SqlFunction(
+    "reconciler_archive_backfill_page",
+    (("p_after", "uuid"), ("p_limit", "integer"), ("p_archived_prefix", "text")),
+)
+ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", ())

@@ -13,6 +13,12 @@ from uuid import UUID
 from reconciler.callers import UserCaller
 from reconciler.ports import (
     ApplyOutcome,
+    ArchiveBackfillPage,
+    ArchivedObject,
+    ArchiveFailed,
+    ArchiveStats,
+    ArchiveSucceeded,
+    ArchiveTask,
     DrainOutcome,
     IngestOutcome,
     JobState,
@@ -273,3 +279,98 @@ class FunctionStore:
 
     async def close(self) -> None:
         await self._caller.close()
+
+    # --- Archiving (ArchiveStore) -------------------------------------------------------------
+
+    async def set_archiving(self, enabled: bool) -> int:
+        answer = await self._caller.call(calls.SET_ARCHIVING, {"p_enabled": enabled})
+        return int(answer["backlog"])
+
+    async def claim_archive_tasks(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[ArchiveTask]:
+        answer = await self._caller.call(
+            calls.CLAIM_ARCHIVE_TASKS,
+            {"p_owner": owner, "p_limit": limit, "p_lease_seconds": lease_seconds},
+        )
+        return [
+            ArchiveTask(
+                project_id=_uuid(row["project_id"]),
+                job_id=str(row["job_id"]),
+                source_url=str(row["source_url"]),
+                attempts=int(row["attempts"]),
+            )
+            for row in answer
+        ]
+
+    async def renew_archive_leases(self, owner: str, lease_seconds: float) -> int:
+        return int(
+            await self._caller.call(
+                calls.RENEW_ARCHIVE_LEASES, {"p_owner": owner, "p_lease_seconds": lease_seconds}
+            )
+        )
+
+    async def archive_succeeded(
+        self, task: ArchiveTask, archived: ArchivedObject
+    ) -> ArchiveSucceeded:
+        answer = await self._caller.call(
+            calls.ARCHIVE_SUCCEEDED,
+            {
+                "p_project_id": task.project_id,
+                "p_job_id": task.job_id,
+                "p_source_url": task.source_url,
+                "p_archived_url": archived.archived_url,
+                "p_object_path": archived.object_path,
+                "p_size_bytes": archived.size_bytes,
+                "p_sha256": archived.sha256,
+            },
+        )
+        state: ArchiveSucceeded = answer["state"]
+        return state
+
+    async def archive_failed(
+        self,
+        task: ArchiveTask,
+        error: str,
+        *,
+        permanent: bool,
+        retry_in_seconds: float,
+        max_attempts: int,
+    ) -> ArchiveFailed:
+        answer = await self._caller.call(
+            calls.ARCHIVE_FAILED,
+            {
+                "p_project_id": task.project_id,
+                "p_job_id": task.job_id,
+                "p_source_url": task.source_url,
+                "p_error": error,
+                "p_permanent": permanent,
+                "p_retry_in_seconds": retry_in_seconds,
+                "p_max_attempts": max_attempts,
+            },
+        )
+        state: ArchiveFailed = answer["state"]
+        return state
+
+    async def archive_backfill_page(
+        self, after: UUID | None, limit: int, archived_prefix: str
+    ) -> ArchiveBackfillPage:
+        answer = await self._caller.call(
+            calls.ARCHIVE_BACKFILL_PAGE,
+            {"p_after": after, "p_limit": limit, "p_archived_prefix": archived_prefix},
+        )
+        last = answer["last"]
+        return ArchiveBackfillPage(
+            last=None if last is None else _uuid(last),
+            scanned=int(answer["scanned"]),
+            queued=int(answer["queued"]),
+        )
+
+    async def archive_stats(self) -> ArchiveStats:
+        answer = await self._caller.call(calls.ARCHIVE_STATS, {})
+        return ArchiveStats(
+            enabled=bool(answer["enabled"]),
+            backlog=int(answer["backlog"]),
+            oldest_age_seconds=float(answer["oldest_age_seconds"]),
+            by_state={str(k): int(v) for k, v in answer["by_state"].items()},
+        )

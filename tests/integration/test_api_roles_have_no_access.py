@@ -26,6 +26,13 @@ FUNCTIONS = [
     "reconciler_purge",
     "reconciler_caller_can_see_project",
     "reconciler_pending_stats",
+    "reconciler_set_archiving",
+    "reconciler_claim_archive_tasks",
+    "reconciler_renew_archive_leases",
+    "reconciler_archive_succeeded",
+    "reconciler_archive_failed",
+    "reconciler_archive_backfill_page",
+    "reconciler_archive_stats",
 ]
 # The one function a signed-in user may call: SECURITY INVOKER, so it can only report what the
 # app's row-level security already shows that user.
@@ -91,6 +98,11 @@ async def test_api_roles_cannot_read_the_private_schema(db: asyncpg.Connection, 
         await db.execute(f"set local role {role}")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await db.fetch("select * from reconciler.parked_results")
+    for table in ("archive_tasks", "archive_settings"):
+        async with db.transaction():
+            await db.execute(f"set local role {role}")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await db.fetch(f"select * from reconciler.{table}")  # noqa: S608 (fixed names)
 
 
 @pytest.mark.parametrize(
