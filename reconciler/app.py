@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
+from reconciler.archive.worker import announce_archiving
 from reconciler.config import Settings
 from reconciler.http.access_log import AccessLog
 from reconciler.http.check import check_clips_status
@@ -17,7 +19,27 @@ from reconciler.http.health import healthz, readyz
 from reconciler.http.metrics import metrics
 from reconciler.http.runware_webhook import runware_webhook
 from reconciler.observability.metrics import ServiceMetrics
-from reconciler.services import open_services
+from reconciler.services import Services, open_services
+
+
+def _start_archiving(services: Services, metrics: ServiceMetrics) -> asyncio.Task[None] | None:
+    """The archive worker when archiving is on (it switches SQL on itself); else SQL is told
+    that archiving is off, in the background (the database may be down at start-up)."""
+    if services.archive is not None:
+        metrics.watch_archive(services.archive)
+        services.archive.start()
+        return None
+    return asyncio.create_task(announce_archiving(services.store, False), name="archive-off")
+
+
+async def _stop_archiving(
+    services: Services, switching: asyncio.Task[None] | None, deadline_seconds: float
+) -> None:
+    if switching is not None:
+        switching.cancel()
+        await asyncio.gather(switching, return_exceptions=True)
+    if services.archive is not None:
+        await services.archive.stop(deadline_seconds)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -33,9 +55,11 @@ def create_app(settings: Settings) -> Starlette:
                 yield
                 return
             services.engine.start()
+            archiving = _start_archiving(services, service_metrics)
             try:
                 yield
             finally:
+                await _stop_archiving(services, archiving, settings.shutdown_seconds)
                 await services.engine.stop(settings.shutdown_seconds)
 
     return Starlette(

@@ -9,6 +9,12 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from reconciler.archive.paths import (
+    DEFAULT_PATH_TEMPLATE,
+    ObjectPathError,
+    ObjectPathTemplate,
+    check_bucket_name,
+)
 from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS, AllowedOrigin, parse_allowed_origin
 from reconciler.redaction import mask_url_password
 
@@ -16,6 +22,7 @@ Transport = Literal["postgres", "supabase"]
 WebhookVerify = Literal["off", "api"]
 FeedKind = Literal["realtime", "off"]
 LogFormat = Literal["console", "json"]
+ArchiveKind = Literal["off", "supabase"]
 T = TypeVar("T")
 
 DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
@@ -29,6 +36,28 @@ class ConfigError(ValueError):
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"{name}: {problem}")
         self.name = name
+
+
+_DEFAULT_ARCHIVE_PATH = ObjectPathTemplate.parse(DEFAULT_PATH_TEMPLATE)
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """RECONCILER_ARCHIVE and its knobs (see README, "Archiving")."""
+
+    kind: ArchiveKind = "off"
+    bucket: str | None = None
+    path: ObjectPathTemplate = _DEFAULT_ARCHIVE_PATH
+    max_bytes: int = 2 * 1024**3
+    concurrency: int = 2
+    lease_seconds: float = 300.0
+    max_attempts: int = 10
+    retry_base_seconds: float = 30.0
+    retry_cap_seconds: float = 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "off"
 
 
 @dataclass(frozen=True)
@@ -82,6 +111,8 @@ class Settings:
     service_check_rate_burst: int = 10
     jwks_min_refetch_seconds: float = 30.0
     jwt_leeway_seconds: float = 30.0
+    # Archiving finished videos into Supabase Storage (off by default).
+    archive: ArchiveSettings = ArchiveSettings()
 
     @property
     def jwt_issuer(self) -> str | None:
@@ -197,6 +228,49 @@ def _webhook_secrets(read: _Reader, serving: bool) -> tuple[tuple[str, ...], boo
     return secrets, insecure
 
 
+def _archive_settings(
+    read: _Reader, supabase_url: str | None, service_key: str | None
+) -> ArchiveSettings:
+    """RECONCILER_ARCHIVE and its knobs; with archiving on, Storage's URL, key and bucket."""
+    kind = (read.text("RECONCILER_ARCHIVE") or "off").lower()
+    if kind not in ("off", "supabase"):
+        raise ConfigError("RECONCILER_ARCHIVE", f"expected off or supabase, got {kind!r}")
+    bucket = read.text("RECONCILER_ARCHIVE_BUCKET")
+    if kind == "supabase":
+        if supabase_url is None:
+            raise ConfigError("SUPABASE_URL", "is required with RECONCILER_ARCHIVE=supabase")
+        if service_key is None:
+            raise ConfigError(
+                "SUPABASE_SERVICE_ROLE_KEY", "is required with RECONCILER_ARCHIVE=supabase"
+            )
+        if bucket is None:
+            raise ConfigError(
+                "RECONCILER_ARCHIVE_BUCKET", "is required with RECONCILER_ARCHIVE=supabase"
+            )
+    try:
+        if bucket is not None:
+            check_bucket_name(bucket)
+    except ObjectPathError as error:
+        raise ConfigError("RECONCILER_ARCHIVE_BUCKET", str(error)) from None
+    try:
+        path = ObjectPathTemplate.parse(
+            read.text("RECONCILER_ARCHIVE_PATH") or DEFAULT_PATH_TEMPLATE
+        )
+    except ObjectPathError as error:
+        raise ConfigError("RECONCILER_ARCHIVE_PATH", str(error)) from None
+    return ArchiveSettings(
+        kind="supabase" if kind == "supabase" else "off",
+        bucket=bucket,
+        path=path,
+        max_bytes=read.integer("RECONCILER_ARCHIVE_MAX_BYTES", 2 * 1024**3),
+        concurrency=read.integer("RECONCILER_ARCHIVE_CONCURRENCY", 2),
+        lease_seconds=read.seconds("RECONCILER_ARCHIVE_LEASE_SECONDS", 300.0, 1.0),
+        max_attempts=read.integer("RECONCILER_ARCHIVE_MAX_ATTEMPTS", 10),
+        retry_base_seconds=read.seconds("RECONCILER_ARCHIVE_RETRY_BASE_SECONDS", 30.0, 0.01),
+        retry_cap_seconds=read.seconds("RECONCILER_ARCHIVE_RETRY_CAP_SECONDS", 3600.0, 0.01),
+    )
+
+
 def load_settings(
     env: Mapping[str, str], *, require_runware: bool = True, serving: bool = True
 ) -> Settings:
@@ -304,6 +378,7 @@ def load_settings(
             _url("RECONCILER_CORS_ORIGINS", origin, ("http", "https"))
 
     return Settings(
+        archive=_archive_settings(read, supabase_url, service_key),
         supabase_jwt_secret=read.text("SUPABASE_JWT_SECRET"),
         metrics_token=read.text("RECONCILER_METRICS_TOKEN"),
         cors_origins=origins,

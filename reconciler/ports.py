@@ -323,6 +323,10 @@ class ArchiveStore(Protocol):
 
     async def renew_archive_leases(self, owner: str, lease_seconds: float) -> int: ...
 
+    async def release_archive_leases(self, owner: str) -> int:
+        """A clean stop: this owner's tasks are claimable again at once."""
+        ...
+
     async def archive_succeeded(
         self, task: ArchiveTask, archived: ArchivedObject
     ) -> ArchiveSucceeded:
@@ -348,3 +352,7 @@ class ArchiveStore(Protocol):
         ...
 
     async def archive_stats(self) -> ArchiveStats: ...
+
+
+class FullStore(Store, ArchiveStore, Protocol):
+    """Everything both transports implement: the reconciler's store and the archive queue."""

@@ -14,7 +14,7 @@ Two kinds of series:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Protocol, get_args, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import Metric
 
 from reconciler.observability.observer import WebhookOutcome
 from reconciler.observability.pending import PendingStatsCache, PendingStatsSource
-from reconciler.ports import FeedState
+from reconciler.ports import ArchiveStats, FeedState
 
 PREFIX = "reconciler_"
 
@@ -150,6 +150,10 @@ class ServiceMetrics:
         self._state.engine = engine
         self._state.pending = PendingStatsCache(store, max_age_seconds=self._pending_cache_seconds)
 
+    def watch_archive(self, worker: ArchiveReadings) -> None:
+        """Report the archive worker's counts and the backlog it reads (archiving on)."""
+        self.registry.register(_ArchiveCollector(worker))
+
     async def render(self) -> bytes:
         """The exposition text; reads the database first (cached), then everything else."""
         if self._state.pending is not None:
@@ -271,4 +275,62 @@ def _feed_series(engine: EngineReadings) -> Iterator[Metric]:
         )
         yield _counter(
             "feed_events", "Change notifications the feed received.", feed.events_received
+        )
+
+
+# --- Archiving (RECONCILER_ARCHIVE) -------------------------------------------------------------
+
+
+class ArchiveCountsReadings(Protocol):
+    @property
+    def outcomes(self) -> Mapping[str, int]: ...
+    @property
+    def bytes_archived(self) -> int: ...
+
+
+class ArchiveReadings(Protocol):
+    """The read-only view of the archive worker that metrics need (`ArchiveWorker` has it)."""
+
+    @property
+    def counts(self) -> ArchiveCountsReadings: ...
+    @property
+    def stats(self) -> ArchiveStats | None: ...
+    @property
+    def trouble(self) -> str | None: ...
+
+
+class _ArchiveCollector:
+    def __init__(self, worker: ArchiveReadings) -> None:
+        self._worker = worker
+
+    def collect(self) -> Iterable[Metric]:
+        counts = self._worker.counts
+        outcomes = CounterMetricFamily(
+            f"{PREFIX}archive_tasks",
+            "Archive attempts by outcome: archived, superseded (the app changed the clip),"
+            " given_up (the clip keeps its Runware URL), retried, not_queued (another replica"
+            " finished it).",
+            labels=["outcome"],
+        )
+        for outcome, value in sorted(counts.outcomes.items()):
+            outcomes.add_metric([outcome], value)
+        yield outcomes
+        yield _counter(
+            "archive_bytes", "Bytes of video copied into Storage.", counts.bytes_archived
+        )
+        yield _gauge(
+            "archive_paused",
+            "1 while the bucket cannot be used (results stay queued).",
+            1.0 if self._worker.trouble is not None else 0.0,
+        )
+        stats = self._worker.stats
+        if stats is None:
+            return
+        yield _gauge(
+            "archive_backlog", "Results waiting to be archived, all replicas.", stats.backlog
+        )
+        yield _gauge(
+            "archive_oldest_unarchived_age_seconds",
+            "Age of the oldest result waiting to be archived (0 when none).",
+            stats.oldest_age_seconds,
         )

@@ -108,6 +108,7 @@ RENEW_ARCHIVE_LEASES = SqlFunction(
     "reconciler_renew_archive_leases",
     (("p_owner", "text"), ("p_lease_seconds", "double precision")),
 )
+RELEASE_ARCHIVE_LEASES = SqlFunction("reconciler_release_archive_leases", (("p_owner", "text"),))
 ARCHIVE_SUCCEEDED = SqlFunction(
     "reconciler_archive_succeeded",
     (

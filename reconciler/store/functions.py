@@ -310,6 +310,9 @@ class FunctionStore:
             )
         )
 
+    async def release_archive_leases(self, owner: str) -> int:
+        return int(await self._caller.call(calls.RELEASE_ARCHIVE_LEASES, {"p_owner": owner}))
+
     async def archive_succeeded(
         self, task: ArchiveTask, archived: ArchivedObject
     ) -> ArchiveSucceeded:

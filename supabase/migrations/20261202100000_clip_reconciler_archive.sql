@@ -277,6 +277,26 @@ end;
 $$;
 
 
+-- A clean stop hands this owner's unfinished tasks back at once (a kill -9 leaves them to lease
+-- expiry). The interrupted attempt is not counted: the stop was ours, not the video's.
+create or replace function public.reconciler_release_archive_leases(p_owner text)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_released integer;
+begin
+    update reconciler.archive_tasks
+       set lease_owner = null, lease_until = null, attempts = greatest(attempts - 1, 0)
+     where lease_owner = p_owner and state = 'queued';
+    get diagnostics v_released = row_count;
+    return v_released;
+end;
+$$;
+
+
 -- The object is in Storage. One guarded statement swaps the clip to the archived URL only if it
 -- still holds exactly p_source_url (I1); otherwise the task ends 'superseded' and the clip is
 -- left alone. Either way the task keeps the original URL, size, checksum and object path.

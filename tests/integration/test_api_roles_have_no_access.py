@@ -29,6 +29,7 @@ FUNCTIONS = [
     "reconciler_set_archiving",
     "reconciler_claim_archive_tasks",
     "reconciler_renew_archive_leases",
+    "reconciler_release_archive_leases",
     "reconciler_archive_succeeded",
     "reconciler_archive_failed",
     "reconciler_archive_backfill_page",

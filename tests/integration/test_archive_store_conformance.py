@@ -118,6 +118,20 @@ async def test_claims_are_leased_and_expired_leases_come_back(
     assert {t.source_url for t in mine + theirs} == {URL_A, URL_B}
 
 
+async def test_a_clean_stop_hands_tasks_back_without_counting_the_attempt(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    await store.set_archiving(True)
+    project = await new_project(db, {"a": "pending"})
+    await store.apply_results(project, {"a": URL_A})
+    [claimed] = await store.claim_archive_tasks("stopping", 10, 300)
+
+    released = await store.release_archive_leases("stopping")
+    [again] = await store.claim_archive_tasks("next", 10, 300)
+
+    assert (released, claimed.attempts, again.attempts) == (1, 1, 1)
+
+
 async def test_success_swaps_exactly_that_url(store: FunctionStore, db: asyncpg.Connection) -> None:
     await store.set_archiving(True)
     project = await new_project(db, {"j1": "pending", "other": "pending", "x": URL_B})
