@@ -21,10 +21,9 @@ import hashlib
 import os
 import random
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -220,6 +219,9 @@ class _Retry(Exception):
         self.failure = failure
 
 
+_UploadStep = Callable[[str, str, Downloaded], Awaitable[None]]
+
+
 class StorageUploader:
     """Uploads files to Supabase Storage through its REST API with the service role key."""
 
@@ -272,11 +274,13 @@ class StorageUploader:
         else:
             await self._with_retries(self._standard_upload, bucket, object_path, source)
 
-    async def _with_retries(self, step: Any, *args: Any) -> None:
+    async def _with_retries(
+        self, step: _UploadStep, bucket: str, object_path: str, source: Downloaded
+    ) -> None:
         attempt = 0
         while True:
             try:
-                await step(*args)
+                await step(bucket, object_path, source)
                 return
             except _Retry as retry:
                 if attempt >= self._retries:
@@ -311,6 +315,8 @@ class StorageUploader:
         while offset < source.size:
             try:
                 offset = await self._tus_patch(location, source, offset)
+                # Bounded are failures in a row: a long upload may meet several blips.
+                failures = 0
                 continue
             except _Retry as retry:
                 if failures >= self._retries:

@@ -176,6 +176,26 @@ async def test_tus_gives_up_after_its_retries_as_a_transient_failure(tmp_path: P
     assert not caught.value.permanent
 
 
+async def test_failures_apart_do_not_use_up_the_retries(tmp_path: Path) -> None:
+    """Every other PATCH breaks; each one in between makes progress, so one retry suffices."""
+    source = _source(tmp_path, 4000)
+    tus = FakeTus()
+    patches = {"count": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH":
+            patches["count"] += 1
+            if patches["count"] % 2 == 1:
+                raise httpx.ReadError("connection reset by peer", request=request)
+        return tus(request)
+
+    uploader, client = _uploader(handler, resumable_threshold=1, chunk_size=1000, retries=1)
+    async with client:
+        await uploader.upload("videos", "j.mp4", source)
+    assert bytes(tus.data) == source.path.read_bytes()
+    assert tus.requests.count("POST") == 1
+
+
 async def test_a_lost_tus_upload_starts_again(tmp_path: Path) -> None:
     source = _source(tmp_path, 2000)
     tus = FakeTus(fail_patches=1)
