@@ -8,6 +8,7 @@ URL), so `running_supabase_with_storage` serves the PostgREST stand-in's routes 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ import asyncpg
 import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -64,15 +65,43 @@ def archive_env(
     )
 
 
+class UploadGate:
+    """Holds upload requests (POST, PUT, PATCH) at the forwarder while closed: an upload is
+    then in flight for as long as a test needs (to kill the process making it)."""
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self.held = 0
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    async def passage(self, method: str) -> None:
+        if method not in ("POST", "PUT", "PATCH") or self._open.is_set():
+            return
+        self.held += 1
+        try:
+            await self._open.wait()
+        finally:
+            self.held -= 1
+
+
 @contextlib.asynccontextmanager
 async def running_supabase_with_storage(
-    database_url: str, storage: StorageStandIn
+    database_url: str | None, storage: StorageStandIn, gate: UploadGate | None = None
 ) -> AsyncIterator[str]:
-    """One URL serving PostgREST (`/rest/v1/rpc/...`) and Storage (`/storage/v1/...`)."""
-    rest_app = PostgrestStandIn(database_url).app()
+    """One URL serving Storage (`/storage/v1/...`, forwarded) and, given a database, the
+    PostgREST stand-in (`/rest/v1/rpc/...`)."""
+    rest_app = PostgrestStandIn(database_url).app() if database_url is not None else None
     client = httpx.AsyncClient(base_url=storage.url, timeout=120)
 
     async def forward(request: Request) -> Response:
+        if gate is not None:
+            await gate.passage(request.method)
         headers = [
             (name, value)
             for name, value in request.headers.raw
@@ -85,7 +114,11 @@ async def running_supabase_with_storage(
             headers=headers,
             content=request.stream(),
         )
-        answer = await client.send(outgoing, stream=True)
+        try:
+            answer = await client.send(outgoing, stream=True)
+        except (httpx.HTTPError, ClientDisconnect):
+            # The uploader went away (killed) while its request was held or forwarded.
+            return Response(status_code=502)
         kept = {k: v for k, v in answer.headers.items() if k.lower() not in _NOT_FORWARDED}
         return StreamingResponse(
             answer.aiter_raw(),
@@ -96,12 +129,18 @@ async def running_supabase_with_storage(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if rest_app is None:
+            yield
+            return
         async with rest_app.router.lifespan_context(rest_app):
             yield
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     app = Starlette(
-        routes=[*rest_app.routes, Route("/storage/{rest:path}", forward, methods=methods)],
+        routes=[
+            *(rest_app.routes if rest_app is not None else []),
+            Route("/storage/{rest:path}", forward, methods=methods),
+        ],
         lifespan=lifespan,
     )
     try:
