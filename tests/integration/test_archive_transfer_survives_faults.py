@@ -306,3 +306,44 @@ async def test_an_undeclared_size_over_the_cap_stops_the_download(
         await _fetch(sim, http, tmp_path, max_bytes=MIB)
     assert _files_in(tmp_path) == []
     assert sim.counters.video_bytes_sent < 50 * MIB
+
+
+async def test_the_stand_in_speaks_tus_strictly(
+    storage: StorageStandIn, http: httpx.AsyncClient
+) -> None:
+    auth = {"apikey": KEY, "authorization": f"Bearer {KEY}"}
+    create_url = f"{storage.url}/storage/v1/upload/resumable"
+    metadata = "bucketName dmlkZW9z,objectName cC9qLm1wNA=="  # videos, p/j.mp4
+    tus = {"tus-resumable": "1.0.0"}
+
+    no_version = await http.post(
+        create_url, headers=auth | {"upload-length": "10", "upload-metadata": metadata}
+    )
+    bad_metadata = await http.post(
+        create_url, headers=auth | tus | {"upload-length": "10", "upload-metadata": "x !!"}
+    )
+    created = await http.post(
+        create_url, headers=auth | tus | {"upload-length": "10", "upload-metadata": metadata}
+    )
+    location = created.headers["location"]
+    chunk = auth | tus | {"content-type": "application/offset+octet-stream"}
+    wrong_offset = await http.patch(location, headers=chunk | {"upload-offset": "5"}, content=b"x")
+    wrong_type = await http.patch(
+        location, headers=auth | tus | {"upload-offset": "0"}, content=b"x"
+    )
+    first = await http.patch(location, headers=chunk | {"upload-offset": "0"}, content=b"01234")
+    head = await http.head(location, headers=auth | tus)
+    rest = await http.patch(location, headers=chunk | {"upload-offset": "5"}, content=b"56789")
+    gone = await http.head(location, headers=auth | tus)
+
+    assert no_version.status_code == 412
+    assert bad_metadata.status_code == 400
+    assert created.status_code == 201
+    assert wrong_offset.status_code == 409
+    assert wrong_type.status_code == 415
+    assert (first.status_code, first.headers["upload-offset"]) == (204, "5")
+    assert head.headers["upload-offset"] == "5"
+    assert (rest.status_code, rest.headers["upload-offset"]) == (204, "10")
+    assert gone.status_code == 404  # finished uploads are no longer open
+    public = await http.get(storage.public_url(BUCKET, "p/j.mp4"))
+    assert public.content == b"0123456789"
