@@ -137,7 +137,9 @@ async def _open_following_same_origin(
     origin = httpx.URL(url)
     current = origin
     for _ in range(MAX_REDIRECTS + 1):
-        request = client.build_request("GET", current)
+        # Identity encoding: videos do not compress, and a compressed answer could inflate far
+        # beyond the piece size before the cap sees it.
+        request = client.build_request("GET", current, headers={"accept-encoding": "identity"})
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
             if not response.is_redirect:
@@ -180,23 +182,34 @@ async def _save(response: httpx.Response, target: Path, max_bytes: int) -> Downl
     digest = hashlib.sha256()
     size = 0
     head = b""
+    # A generic type must show an MP4 signature in its first bytes: checked as soon as they
+    # are in, so a 2 GB web page is not downloaded first.
+    sniffed = media_type.startswith("video/")
     with target.open("wb") as file:
         # aiter_bytes decodes any Content-Encoding, so the cap counts what is stored.
         async for piece in response.aiter_bytes(_PIECE):
             size += len(piece)
             if size > max_bytes:
                 raise TooLarge(f"the video exceeds the cap of {max_bytes} bytes")
-            if len(head) < _SNIFF_BYTES:
+            if not sniffed:
                 head = (head + piece)[:_SNIFF_BYTES]
+                if len(head) == _SNIFF_BYTES:
+                    _require_mp4_signature(head, media_type)
+                    sniffed = True
             digest.update(piece)
             file.write(piece)
+    if not sniffed:
+        _require_mp4_signature(head, media_type)
     if not media_type.startswith("video/"):
-        if head[4:8] != _MP4_SIGNATURE:
-            raise NotAVideo(
-                f"the URL answered {media_type or 'no content type'} without an MP4 signature"
-            )
         media_type = "video/mp4"
     return Downloaded(path=target, size=size, sha256=digest.hexdigest(), content_type=media_type)
+
+
+def _require_mp4_signature(head: bytes, media_type: str) -> None:
+    if head[4:8] != _MP4_SIGNATURE:
+        raise NotAVideo(
+            f"the URL answered {media_type or 'no content type'} without an MP4 signature"
+        )
 
 
 # Generic binary types a CDN may put on a video: accepted only with an MP4 signature.

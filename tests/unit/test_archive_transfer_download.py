@@ -251,3 +251,35 @@ async def test_another_video_type_keeps_its_type(tmp_path: Path) -> None:
 
     got = await _download(handler, tmp_path)
     assert got.content_type == "video/webm"
+
+
+async def test_a_generic_type_is_refused_from_its_first_bytes(tmp_path: Path) -> None:
+    """A large web page served as octet-stream is not downloaded to the end first."""
+    pulled: list[int] = []
+
+    async def page() -> AsyncIterator[bytes]:
+        yield b"<!doctype html><html>"
+        for _ in range(1000):
+            pulled.append(1)
+            yield b"x" * 1024
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"content-type": "application/octet-stream"}, content=page()
+        )
+
+    with pytest.raises(NotAVideo, match="without an MP4 signature"):
+        await _download(handler, tmp_path, max_bytes=10**7)
+    assert len(pulled) < 300
+    assert _files_in(tmp_path) == []
+
+
+async def test_the_video_is_asked_for_without_compression(tmp_path: Path) -> None:
+    asked: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return _video(request)
+
+    await _download(handler, tmp_path)
+    assert asked[0].headers["accept-encoding"] == "identity"
