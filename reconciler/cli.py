@@ -1,4 +1,4 @@
-"""`reconciler` command line: serve, check, migrate, demo."""
+"""`reconciler` command line: serve, check, sweep, resync, migrate, archive, demo."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -197,6 +197,69 @@ def _resync(_: argparse.Namespace) -> int:
     return asyncio.run(_run_resync(_settings(serving=False), Console()))
 
 
+async def _run_archive(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from reconciler.archive.paths import public_base_url
+    from reconciler.services import connect_store
+
+    assert settings.supabase_url is not None
+    assert settings.archive.bucket is not None
+    store = await connect_store(settings)
+    try:
+        if args.backfill:
+            # Clips already holding the bucket's public URL are archived: skipped.
+            prefix = public_base_url(settings.supabase_url, settings.archive.bucket)
+            columns = (SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn())
+            scanned = queued = 0
+            with Progress(*columns, console=console) as progress:
+                scanning = progress.add_task("Queueing finished clips for archiving", total=None)
+                after: UUID | None = None
+                while True:
+                    page = await store.archive_backfill_page(after, args.page_size, prefix)
+                    scanned += page.scanned
+                    queued += page.queued
+                    progress.advance(scanning, page.scanned)
+                    if page.last is None:
+                        break
+                    after = page.last
+                    # Throttled: one page, then a pause, so the scan never competes with the
+                    # app for long.
+                    await asyncio.sleep(args.pause_seconds)
+            console.print(f"Scanned {scanned} projects; queued {queued} clips for archiving.")
+        stats = await store.archive_stats()
+    finally:
+        await store.close()
+    by_state = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in stats.by_state.items())
+    console.print(
+        f"Archive: {stats.backlog} waiting (oldest {stats.oldest_age_seconds:.0f} s); {by_state}."
+        + ("" if stats.enabled else " Archiving is off in the database: start `serve` with it on.")
+    )
+    return 0
+
+
+def _at_least(parse: Callable[[str], float], minimum: float) -> Callable[[str], Any]:
+    """An argparse type: a number no smaller than `minimum` (argparse words the refusal)."""
+
+    def checked(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text!r}")
+        return value
+
+    return checked
+
+
+def _archive(args: argparse.Namespace) -> int:
+    settings = _settings(serving=False)
+    if not settings.archive.enabled:
+        raise ConfigError("RECONCILER_ARCHIVE", "must be supabase to back-fill or report archiving")
+    return asyncio.run(_run_archive(args, settings, Console()))
+
+
 def _demo(args: argparse.Namespace) -> int:
     from reconciler.local.demo import run_demo
 
@@ -243,6 +306,26 @@ def parser() -> argparse.ArgumentParser:
     )
     uninstall.add_argument("--yes", action="store_true", help="really do it")
     uninstall.set_defaults(run=_uninstall)
+
+    archive = commands.add_parser(
+        "archive",
+        help="archiving's backlog; with --backfill, queue clips that hold URLs not archived yet",
+    )
+    archive.add_argument(
+        "--backfill",
+        action="store_true",
+        help="scan every project (keyset pages, throttled) and queue its finished clips",
+    )
+    archive.add_argument(
+        "--page-size", type=_at_least(int, 1), default=500, help="projects per page (default 500)"
+    )
+    archive.add_argument(
+        "--pause-seconds",
+        type=_at_least(float, 0),
+        default=0.1,
+        help="pause between pages (default 0.1)",
+    )
+    archive.set_defaults(run=_archive)
 
     demo = commands.add_parser(
         "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"
