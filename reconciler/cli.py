@@ -263,7 +263,7 @@ def _archive(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from reconciler.local.demo import run_demo
 
-    code: int = asyncio.run(run_demo(clips=args.clips))
+    code: int = asyncio.run(run_demo(clips=args.clips, archive=args.archive))
     return code
 
 
@@ -331,6 +331,11 @@ def parser() -> argparse.ArgumentParser:
         "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"
     )
     demo.add_argument("--clips", type=int, default=8, help="pending clips to create (default 8)")
+    demo.add_argument(
+        "--archive",
+        action="store_true",
+        help="archiving on: finished videos are copied into a local Storage stand-in",
+    )
     demo.set_defaults(run=_demo)
     return root
 
