@@ -19,17 +19,29 @@ from reconciler.http.health import healthz, readyz
 from reconciler.http.metrics import metrics
 from reconciler.http.runware_webhook import runware_webhook
 from reconciler.observability.metrics import ServiceMetrics
+from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.services import Services, open_services
 
 
-def _start_archiving(services: Services, metrics: ServiceMetrics) -> asyncio.Task[None] | None:
-    """The archive worker when archiving is on (it switches SQL on itself); else SQL is told
-    that archiving is off, in the background (the database may be down at start-up)."""
+async def _start_archiving(
+    services: Services, metrics: ServiceMetrics
+) -> asyncio.Task[None] | None:
+    """Tell SQL whether results are queued for archiving before the engine writes any (else a
+    result written in the first moments of a first start with archiving on would be missed);
+    if the database does not answer yet, keep trying in the background. Then start the archive
+    worker when archiving is on."""
+    enabled = services.archive is not None
+    switching: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(services.store.set_archiving(enabled), 5.0)
+    except (StoreUnavailable, StoreRejected, TimeoutError):
+        switching = asyncio.create_task(
+            announce_archiving(services.store, enabled), name="archive-switch"
+        )
     if services.archive is not None:
         metrics.watch_archive(services.archive)
         services.archive.start()
-        return None
-    return asyncio.create_task(announce_archiving(services.store, False), name="archive-off")
+    return switching
 
 
 async def _stop_archiving(
@@ -54,8 +66,8 @@ def create_app(settings: Settings) -> Starlette:
             if services.engine is None:
                 yield
                 return
+            archiving = await _start_archiving(services, service_metrics)
             services.engine.start()
-            archiving = _start_archiving(services, service_metrics)
             try:
                 yield
             finally:

@@ -135,7 +135,6 @@ class ArchiveWorker:
             log.warning("could not hand archive tasks back (their leases expire): %s", error)
 
     async def _run(self) -> None:
-        await announce_archiving(self._store, True)
         await self._wait_for_bucket()
         slots = [self._slot(i) for i in range(max(self._policy.concurrency, 1))]
         await asyncio.gather(self._renew_leases(), *slots)

@@ -19,8 +19,9 @@ from tests.archiving import (
     running_supabase_with_storage,
     serve_videos,
 )
-from tests.plugin import AppFactory
+from tests.plugin import ENGINE_ENV, AppFactory
 from tests.projects import clips_of, new_project
+from tests.scrape import scrape
 from tests.standins.postgrest import SERVICE_ROLE_KEY
 from tests.waiting import wait_until
 
@@ -76,10 +77,39 @@ async def test_every_finished_video_is_archived_byte_for_byte(
 
         await wait_until(all_archived, timeout=60)
         counts = app.services.archive.counts
+        metrics = await scrape(app.url)
 
     assert await assert_archived_byte_for_byte(db, storage, supabase_url) == len(jobs)
     assert counts.outcomes["archived"] == len(jobs)
     assert counts.bytes_archived == len(jobs) * simulator.config.videos.size_bytes
+    assert metrics.get("reconciler_archive_tasks_total", outcome="archived") == len(jobs)
+    assert metrics.get("reconciler_archive_bytes_total") == counts.bytes_archived
+    assert metrics.get("reconciler_archive_paused") == 0
     # Only what the reconciler wrote moved: the app's own URL and the failed clip stay.
     assert (await clips_of(db, first))["app"] == APP_URL
     assert (await clips_of(db, second))["broken"] == "failed"
+
+
+async def test_a_service_with_archiving_off_turns_queueing_off(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    service_env: dict[str, str],
+    run_app: AppFactory,
+) -> None:
+    """A replica left the switch on (archiving was on before): a service started with archiving
+    off turns it off, so results are no longer queued and clips keep their Runware URLs."""
+    await db.execute("select public.reconciler_set_archiving(true)")
+    simulator.add_job("plain", duration=0, outcome="success")
+    project = await new_project(db, {"plain": "pending"})
+
+    async with run_app(service_env | ENGINE_ENV) as app:
+        assert app.services.archive is None
+
+        async def settled() -> bool:
+            return bool((await clips_of(db, project))["plain"] != "pending")
+
+        await wait_until(settled, timeout=60)
+
+    assert await db.fetchval("select enabled from reconciler.archive_settings") is False
+    assert await archive_tasks(db) == {}
+    assert (await clips_of(db, project))["plain"] == simulator.truth()["plain"]
