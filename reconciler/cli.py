@@ -227,7 +227,7 @@ async def _run_archive(args: argparse.Namespace, settings: Settings, console: Co
                     # app for long.
                     await asyncio.sleep(args.pause_seconds)
             console.print(f"Scanned {scanned} projects; queued {queued} clips for archiving.")
-        stats = await store.archive_stats()
+        stats = await store.archive_stats(by_state=True)
     finally:
         await store.close()
     by_state = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in stats.by_state.items())

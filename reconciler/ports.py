@@ -316,9 +316,10 @@ class ArchiveStore(Protocol):
         ...
 
     async def claim_archive_tasks(
-        self, owner: str, limit: int, lease_seconds: float
+        self, owner: str, limit: int, lease_seconds: float, max_attempts: int
     ) -> list[ArchiveTask]:
-        """Lease due tasks (expired leases included); tasks whose clip changed end superseded."""
+        """Lease due tasks (expired leases included); tasks whose clip changed end superseded,
+        tasks claimed `max_attempts` times already (never finished) end given up."""
         ...
 
     async def renew_archive_leases(self, owner: str, lease_seconds: float) -> int: ...
@@ -351,7 +352,9 @@ class ArchiveStore(Protocol):
         """Queue the clips of one page of projects that hold URLs not archived yet."""
         ...
 
-    async def archive_stats(self) -> ArchiveStats: ...
+    async def archive_stats(self, *, by_state: bool = False) -> ArchiveStats:
+        """The backlog (cheap); `by_state` also counts every task ever queued (on demand)."""
+        ...
 
 
 class FullStore(Store, ArchiveStore, Protocol):

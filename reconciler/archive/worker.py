@@ -170,7 +170,7 @@ class ArchiveWorker:
         while True:
             try:
                 claimed = await self._store.claim_archive_tasks(
-                    self.owner, 1, self._policy.lease_seconds
+                    self.owner, 1, self._policy.lease_seconds, self._policy.max_attempts
                 )
             except (StoreUnavailable, StoreRejected) as error:
                 self.counts.errors += 1
@@ -193,6 +193,10 @@ class ArchiveWorker:
                     # The task stays leased and comes back when the lease expires.
                     self.counts.errors += 1
                     log.warning("could not record an archive task's outcome: %s", error)
+                except Exception:
+                    # A bug must not end the slot: the task comes back after its lease.
+                    self.counts.errors += 1
+                    log.exception("archiving %s failed unexpectedly", task.job_id)
                 finally:
                     self.in_flight -= 1
 
@@ -216,8 +220,9 @@ class ArchiveWorker:
         except ArchiveFailure as failure:
             await self._failed(task, failure.reason, permanent=failure.permanent)
             return
-        except (OSError, httpx.HTTPError) as error:
-            # A full disk, an HTTP error the transfer did not classify: ours, so transient.
+        except Exception as error:
+            # A full disk, an HTTP error the transfer did not classify, a bug: ours, so
+            # transient (the attempts still run out: nothing is retried for ever).
             await self._failed(task, f"{type(error).__name__}: {error}", permanent=False)
             return
         archived = ArchivedObject(

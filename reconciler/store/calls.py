@@ -102,7 +102,12 @@ PENDING_STATS = SqlFunction("reconciler_pending_stats", ())
 SET_ARCHIVING = SqlFunction("reconciler_set_archiving", (("p_enabled", "boolean"),))
 CLAIM_ARCHIVE_TASKS = SqlFunction(
     "reconciler_claim_archive_tasks",
-    (("p_owner", "text"), ("p_limit", "integer"), ("p_lease_seconds", "double precision")),
+    (
+        ("p_owner", "text"),
+        ("p_limit", "integer"),
+        ("p_lease_seconds", "double precision"),
+        ("p_max_attempts", "integer"),
+    ),
 )
 RENEW_ARCHIVE_LEASES = SqlFunction(
     "reconciler_renew_archive_leases",
@@ -137,4 +142,4 @@ ARCHIVE_BACKFILL_PAGE = SqlFunction(
     "reconciler_archive_backfill_page",
     (("p_after", "uuid"), ("p_limit", "integer"), ("p_archived_prefix", "text")),
 )
-ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", ())
+ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", (("p_by_state", "boolean"),))

@@ -287,11 +287,16 @@ class FunctionStore:
         return int(answer["backlog"])
 
     async def claim_archive_tasks(
-        self, owner: str, limit: int, lease_seconds: float
+        self, owner: str, limit: int, lease_seconds: float, max_attempts: int
     ) -> list[ArchiveTask]:
         answer = await self._caller.call(
             calls.CLAIM_ARCHIVE_TASKS,
-            {"p_owner": owner, "p_limit": limit, "p_lease_seconds": lease_seconds},
+            {
+                "p_owner": owner,
+                "p_limit": limit,
+                "p_lease_seconds": lease_seconds,
+                "p_max_attempts": max_attempts,
+            },
         )
         return [
             ArchiveTask(
@@ -369,8 +374,8 @@ class FunctionStore:
             queued=int(answer["queued"]),
         )
 
-    async def archive_stats(self) -> ArchiveStats:
-        answer = await self._caller.call(calls.ARCHIVE_STATS, {})
+    async def archive_stats(self, *, by_state: bool = False) -> ArchiveStats:
+        answer = await self._caller.call(calls.ARCHIVE_STATS, {"p_by_state": by_state})
         return ArchiveStats(
             enabled=bool(answer["enabled"]),
             backlog=int(answer["backlog"]),

@@ -189,14 +189,16 @@ $$;
 
 -- Claim up to p_limit due tasks for p_owner, leased for p_lease_seconds; a task whose lease
 -- expired (its owner crashed) is claimable again. Each claim counts as an attempt, so a task
--- that kills its worker every time still ends (reconciler_archive_failed gives up).
+-- whose copy never finishes (it kills its worker every time) is given up once it has had
+-- p_max_attempts, instead of being claimed for ever.
 -- A task whose clip no longer holds its URL (the app changed or removed it, or the project is
 -- gone) is finished as 'superseded' here, without downloading anything.
 -- Returns [{"project_id", "job_id", "source_url", "attempts"}].
 create or replace function public.reconciler_claim_archive_tasks(
     p_owner text,
     p_limit integer,
-    p_lease_seconds double precision
+    p_lease_seconds double precision,
+    p_max_attempts integer
 )
 returns jsonb
 language plpgsql
@@ -244,6 +246,17 @@ begin
            last_error = 'the clip no longer holds this URL (changed or removed by the app)'
       from reconciler_archive_claim c
      where t.project_id = c.project_id and t.job_id = c.job_id and not c.current;
+
+    update reconciler.archive_tasks t
+       set state = 'given_up', finished_at = now(), lease_owner = null, lease_until = null,
+           last_error = left(format('gave up after %s attempts that never finished (the process'
+                                    ' stopped during each copy); last error: %s',
+                                    c.attempts - 1, coalesce(t.last_error, 'none')), 1000)
+      from reconciler_archive_claim c
+     where t.project_id = c.project_id and t.job_id = c.job_id and c.current
+       and c.attempts > greatest(p_max_attempts, 1);
+    update reconciler_archive_claim c set current = false
+     where c.attempts > greatest(p_max_attempts, 1);
 
     select coalesce(jsonb_agg(jsonb_build_object(
                'project_id', c.project_id, 'job_id', c.job_id, 'source_url', c.source_url,
@@ -459,9 +472,10 @@ $$;
 
 
 -- For metrics and the operator: the backlog and its oldest task read the partial index
--- (unfinished tasks only); the counts by state are one aggregate over our own table.
+-- (unfinished tasks only: O(backlog)); the counts by state (p_by_state, for `reconciler
+-- archive`) are one aggregate over every task ever queued, so metrics do not ask for them.
 -- Returns {"enabled", "backlog", "oldest_age_seconds", "by_state": {state: n}}.
-create or replace function public.reconciler_archive_stats()
+create or replace function public.reconciler_archive_stats(p_by_state boolean)
 returns jsonb
 language sql
 stable
@@ -476,12 +490,12 @@ as $$
         coalesce((select extract(epoch from now() - min(t.created_at))
                     from reconciler.archive_tasks t where t.state = 'queued'), 0),
         'by_state',
-        (select jsonb_build_object(
+        case when p_by_state then (select jsonb_build_object(
                     'queued', count(*) filter (where t.state = 'queued'),
                     'archived', count(*) filter (where t.state = 'archived'),
                     'given_up', count(*) filter (where t.state = 'given_up'),
                     'superseded', count(*) filter (where t.state = 'superseded'))
-           from reconciler.archive_tasks t));
+           from reconciler.archive_tasks t) else '{}'::jsonb end);
 $$;
 
 

@@ -73,7 +73,7 @@ async def test_every_write_path_queues_its_urls_when_on(
         (parked, "parked", URL_B),
         (polled, "p", URL_B),
     }
-    stats = await store.archive_stats()
+    stats = await store.archive_stats(by_state=True)
     assert (stats.enabled, stats.backlog) == (True, 4)
     assert stats.by_state == {"queued": 4, "archived": 0, "given_up": 0, "superseded": 0}
     assert stats.oldest_age_seconds >= 0
@@ -99,11 +99,11 @@ async def test_claims_are_leased_and_expired_leases_come_back(
     project = await new_project(db, {"a": "pending", "b": "pending", "c": "pending"})
     await store.apply_results(project, {"a": URL_A, "b": URL_B, "c": URL_A})
 
-    mine = await store.claim_archive_tasks("replica-a", 2, 30)
-    theirs = await store.claim_archive_tasks("replica-b", 10, 30)
+    mine = await store.claim_archive_tasks("replica-a", 2, 30, 10)
+    theirs = await store.claim_archive_tasks("replica-b", 10, 30, 10)
     assert len(mine) == 2
     assert {t.job_id for t in theirs} == {"a", "b", "c"} - {t.job_id for t in mine}
-    assert await store.claim_archive_tasks("replica-c", 10, 30) == []
+    assert await store.claim_archive_tasks("replica-c", 10, 30, 10) == []
     assert await store.renew_archive_leases("replica-a", 60) == 2
 
     # replica-a is killed: its leases expire and another replica takes the tasks over.
@@ -111,7 +111,7 @@ async def test_claims_are_leased_and_expired_leases_come_back(
         "update reconciler.archive_tasks set lease_until = now() - interval '1 second'"
         " where lease_owner = 'replica-a'"
     )
-    taken = await store.claim_archive_tasks("replica-c", 10, 30)
+    taken = await store.claim_archive_tasks("replica-c", 10, 30, 10)
 
     assert {t.job_id for t in taken} == {t.job_id for t in mine}
     assert all(t.attempts == 2 for t in taken)
@@ -124,19 +124,38 @@ async def test_a_clean_stop_hands_tasks_back_without_counting_the_attempt(
     await store.set_archiving(True)
     project = await new_project(db, {"a": "pending"})
     await store.apply_results(project, {"a": URL_A})
-    [claimed] = await store.claim_archive_tasks("stopping", 10, 300)
+    [claimed] = await store.claim_archive_tasks("stopping", 10, 300, 10)
 
     released = await store.release_archive_leases("stopping")
-    [again] = await store.claim_archive_tasks("next", 10, 300)
+    [again] = await store.claim_archive_tasks("next", 10, 300, 10)
 
     assert (released, claimed.attempts, again.attempts) == (1, 1, 1)
+
+
+async def test_a_copy_that_never_finishes_is_given_up_after_its_attempts(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    """Each claim counts: a video whose copy kills the process every time ends given up."""
+    await store.set_archiving(True)
+    project = await new_project(db, {"poison": "pending"})
+    await store.apply_results(project, {"poison": URL_A})
+    for _ in range(3):
+        assert len(await store.claim_archive_tasks("doomed", 10, 30, 3)) == 1
+        await db.execute("update reconciler.archive_tasks set lease_until = now()")
+
+    assert await store.claim_archive_tasks("doomed", 10, 30, 3) == []
+
+    row = (await _tasks(db))[(project, "poison")]
+    assert row["state"] == "given_up"
+    assert "gave up after 3 attempts that never finished" in row["last_error"]
+    assert await clips_of(db, project) == {"poison": URL_A}
 
 
 async def test_success_swaps_exactly_that_url(store: FunctionStore, db: asyncpg.Connection) -> None:
     await store.set_archiving(True)
     project = await new_project(db, {"j1": "pending", "other": "pending", "x": URL_B})
     await store.apply_results(project, {"j1": URL_A})
-    [task] = await store.claim_archive_tasks("r", 10, 30)
+    [task] = await store.claim_archive_tasks("r", 10, 30, 10)
 
     state = await store.archive_succeeded(task, _archived(task))
     again = await store.archive_succeeded(task, _archived(task))
@@ -166,7 +185,7 @@ async def test_a_clip_the_app_changed_is_never_overwritten(
     await store.set_archiving(True)
     project = await new_project(db, {"j1": "pending", "j2": "pending"})
     await store.apply_results(project, {"j1": URL_A, "j2": URL_B})
-    tasks = {t.job_id: t for t in await store.claim_archive_tasks("r", 10, 30)}
+    tasks = {t.job_id: t for t in await store.claim_archive_tasks("r", 10, 30, 10)}
     # While the copies run, the app replaces one clip and removes the other.
     await db.execute(
         'update public.projects set clips = \'{"j1": "mine-now"}\'::jsonb where id = $1',
@@ -195,7 +214,7 @@ async def test_claim_skips_tasks_whose_clip_changed(
     await db.execute("update public.projects set clips = clips - 'j2' where id = $1", project)
     await db.execute("delete from public.projects where id = $1", gone)
 
-    claimed = await store.claim_archive_tasks("r", 10, 30)
+    claimed = await store.claim_archive_tasks("r", 10, 30, 10)
 
     assert [t.job_id for t in claimed] == ["j1"]
     rows = await _tasks(db)
@@ -209,7 +228,7 @@ async def test_failures_retry_then_give_up_and_the_clip_keeps_its_url(
     await store.set_archiving(True)
     project = await new_project(db, {"t": "pending", "p": "pending"})
     await store.apply_results(project, {"t": URL_A, "p": URL_B})
-    tasks = {t.job_id: t for t in await store.claim_archive_tasks("r", 10, 30)}
+    tasks = {t.job_id: t for t in await store.claim_archive_tasks("r", 10, 30, 10)}
 
     retry = await store.archive_failed(
         tasks["t"], "Storage answered 503", permanent=False, retry_in_seconds=60, max_attempts=3
@@ -219,7 +238,7 @@ async def test_failures_retry_then_give_up_and_the_clip_keeps_its_url(
     )
 
     assert (retry, gone) == ("queued", "given_up")
-    assert await store.claim_archive_tasks("r", 10, 30) == []  # not due for a minute
+    assert await store.claim_archive_tasks("r", 10, 30, 10) == []  # not due for a minute
     rows = await _tasks(db)
     assert rows[(project, "t")]["last_error"] == "Storage answered 503"
     assert rows[(project, "p")]["last_error"] == "source gone (404)"
@@ -228,7 +247,7 @@ async def test_failures_retry_then_give_up_and_the_clip_keeps_its_url(
     # Attempts run out: given up, with the reason.
     await db.execute("update reconciler.archive_tasks set next_attempt_at = now()")
     for _ in range(2):
-        [task] = await store.claim_archive_tasks("r", 10, 30)
+        [task] = await store.claim_archive_tasks("r", 10, 30, 10)
         last = await store.archive_failed(
             task, "download cut", permanent=False, retry_in_seconds=0, max_attempts=3
         )
@@ -237,7 +256,8 @@ async def test_failures_retry_then_give_up_and_the_clip_keeps_its_url(
         "last_error"
     ] == "gave up after 3 attempts: download cut"
     assert await clips_of(db, project) == {"t": URL_A, "p": URL_B}
-    assert (await store.archive_stats()).by_state["given_up"] == 2
+    assert (await store.archive_stats(by_state=True)).by_state["given_up"] == 2
+    assert (await store.archive_stats()).by_state == {}  # metrics: O(backlog) only
 
 
 async def test_a_new_result_for_the_clip_queues_it_again(
@@ -246,7 +266,7 @@ async def test_a_new_result_for_the_clip_queues_it_again(
     await store.set_archiving(True)
     project = await new_project(db, {"j1": "pending"})
     await store.apply_results(project, {"j1": URL_A})
-    [task] = await store.claim_archive_tasks("r", 10, 30)
+    [task] = await store.claim_archive_tasks("r", 10, 30, 10)
     await store.archive_failed(task, "gone", permanent=True, retry_in_seconds=0, max_attempts=3)
     # The app re-runs the job: pending again, then a new result.
     await db.execute(
@@ -254,7 +274,7 @@ async def test_a_new_result_for_the_clip_queues_it_again(
     )
     await store.apply_results(project, {"j1": URL_B})
 
-    [again] = await store.claim_archive_tasks("r", 10, 30)
+    [again] = await store.claim_archive_tasks("r", 10, 30, 10)
 
     assert (again.source_url, again.attempts) == (URL_B, 1)
     # A finish for the old URL is refused: the task is for the new one now.
@@ -296,7 +316,7 @@ async def test_backfill_leaves_given_up_tasks_alone(
 ) -> None:
     project = await new_project(db, {"a": URL_A})
     await store.archive_backfill_page(None, 10, PUBLIC)
-    [task] = await store.claim_archive_tasks("r", 10, 30)
+    [task] = await store.claim_archive_tasks("r", 10, 30, 10)
     await store.archive_failed(
         task, "too large", permanent=True, retry_in_seconds=0, max_attempts=3
     )
@@ -323,7 +343,7 @@ async def test_bad_finish_input_is_rejected_and_writes_nothing(
     await store.set_archiving(True)
     project = await new_project(db, {"j": "pending"})
     await store.apply_results(project, {"j": URL_A})
-    [task] = await store.claim_archive_tasks("r", 10, 30)
+    [task] = await store.claim_archive_tasks("r", 10, 30, 10)
     before = await row_version(db, project)
 
     with pytest.raises(StoreRejected):
@@ -335,6 +355,6 @@ async def test_bad_finish_input_is_rejected_and_writes_nothing(
 
 async def test_bad_claim_and_backfill_input_is_rejected(store: FunctionStore) -> None:
     with pytest.raises(StoreRejected):
-        await store.claim_archive_tasks("", 10, 30)
+        await store.claim_archive_tasks("", 10, 30, 10)
     with pytest.raises(StoreRejected):
         await store.archive_backfill_page(None, 10, "ftp://nope/")
