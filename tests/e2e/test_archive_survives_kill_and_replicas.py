@@ -112,3 +112,35 @@ async def test_two_replicas_archive_every_video_exactly_once(
     # One upload per video: no task was copied by both replicas.
     assert storage.counters.standard_uploads == 16
     assert all(t["attempts"] == 1 for t in (await archive_tasks(db)).values())
+
+
+async def test_sigterm_during_an_upload_hands_the_copies_back(
+    service_env: dict[str, str],
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    db: asyncpg.Connection,
+) -> None:
+    serve_videos(simulator)
+    await _finished_projects(db, simulator, projects=1, per_project=2)
+    gate = UploadGate()
+    gate.close()
+    async with running_supabase_with_storage(None, storage, gate) as url:
+        env = archive_env(service_env, simulator, url, SERVICE_ROLE_KEY) | {
+            "RECONCILER_SHUTDOWN_SECONDS": "1"
+        }
+        service = ServiceProcess(env)
+        try:
+            await service.start()
+            await wait_until(lambda: gate.held >= 1, timeout=60)
+            service.terminate()
+            await service.wait(timeout=30)
+        finally:
+            gate.open()
+            await service.stop()
+
+    tasks = (await archive_tasks(db)).values()
+    # Handed back at once (no lease to wait out), the interrupted attempt not counted.
+    assert [(t["state"], t["lease_owner"], t["attempts"]) for t in tasks] == [
+        ("queued", None, 0),
+        ("queued", None, 0),
+    ]
