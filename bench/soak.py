@@ -1,7 +1,7 @@
 """Fault-injection soak: two replicas, a hostile Runware, a flaky realtime connection, crashes.
 
     python -m bench.soak                 # thousands of jobs, a few minutes
-    python -m bench.soak --jobs 300      # the short variant (tests/test_soak_converges.py)
+    python -m bench.soak --jobs 300      # the short variant (bench/tests/test_soak_converges.py)
 
 Two `reconciler serve` processes on the Supabase transport (the PostgREST-RPC and realtime
 stand-ins from tests/ behind one URL) share one PostgreSQL. The simulator drops 30% of the

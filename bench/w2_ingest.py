@@ -15,6 +15,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,11 +24,11 @@ from bench.context import WEBHOOK_SECRET, BenchContext
 from bench.cpu import postgres_cpu_seconds, process_cpu_seconds
 from bench.database import insert_projects, new_job_ids, pending_clips
 from bench.loadgen import LoadResult, post_request, run_load, run_workers
-from bench.processes import ServerProcess, bare_endpoint, reconciler_service
 from bench.report import Outcome, Row, fmt
 from bench.stats import median, percentile, ratio, rounded
 from reconciler.store.calls import INGEST_RESULT
 from reconciler.store.postgres import statement_for
+from tests.processes import ServiceProcess
 
 CONCURRENCY = 32
 SERVICE_POOL = 10  # the service's default RECONCILER_DB_POOL_SIZE
@@ -153,7 +154,7 @@ async def _all_settled(dsn: str) -> bool:
 
 
 async def _http_run(
-    server: ServerProcess, bodies: list[bytes], warmup: int, dsn: str | None
+    server: ServiceProcess, bodies: list[bytes], warmup: int, dsn: str | None
 ) -> Run:
     path = f"/webhooks/runware?token={WEBHOOK_SECRET}"
     requests = [post_request("127.0.0.1", server.port, path, body) for body in bodies]
@@ -167,6 +168,13 @@ async def _http_run(
     cpu = process_cpu_seconds(server.pid) - cpu0
     stored = True if dsn is None else await _all_settled(dsn)
     return Run(load, cpu, pg, gen, stored)
+
+
+def _bare_endpoint(log_path: Path) -> ServiceProcess:
+    """`python -m bench.bare_endpoint`: the HTTP bound, served as the service is."""
+    return ServiceProcess(
+        {}, arguments=("-m", "bench.bare_endpoint"), ready_path="/healthz", log_path=log_path
+    )
 
 
 async def _driver_run(dsn: str, jobs: list[str], warmup: int, connections: int) -> Run:
@@ -221,10 +229,11 @@ async def run(ctx: BenchContext) -> Outcome:
             "RECONCILER_ENGINE": "0",
         }
         ctx.say(f"{tag}: service, {size.webhooks:,} webhooks at concurrency {CONCURRENCY}")
-        async with reconciler_service(env, ctx.log_dir / f"w2-service-{round_no}.log") as server:
+        log = ctx.log_dir / f"w2-service-{round_no}.log"
+        async with ServiceProcess(env, log_path=log) as server:
             c.service.runs.append(await _http_run(server, bodies, warmup, service_dsn))
         ctx.say(f"{tag}: bare endpoint")
-        async with bare_endpoint(ctx.log_dir / f"w2-bare-{round_no}.log") as server:
+        async with _bare_endpoint(ctx.log_dir / f"w2-bare-{round_no}.log") as server:
             c.bare.runs.append(await _http_run(server, bodies, warmup, None))
         ctx.say(f"{tag}: guarded write through asyncpg, {CONCURRENCY} and {SERVICE_POOL} conns")
         c.driver.runs.append(await _driver_run(driver_dsn, jobs, warmup, CONCURRENCY))

@@ -23,11 +23,11 @@ import httpx
 
 from bench.context import BenchContext
 from bench.database import WriteLog, insert_projects, pending_clips, read_write_log
-from bench.processes import reconciler_service
 from bench.report import Outcome, Row, fmt, fmt_ratio
 from bench.seed_port import SeedRunware, projects_with_pending, seed_check
 from bench.stats import percentile, ratio, rounded
 from reconciler.local.simulator import RunwareSimulator, SimulatorConfig
+from tests.processes import ServiceProcess
 
 TARGET_REQUESTS_PER_CLIP = 0.5
 FAIL_SHARE = 0.05
@@ -198,7 +198,7 @@ async def _run_service(ctx: BenchContext, size: Sizes, plan: Plan) -> Side:
     dsn = await ctx.databases.create("w3_service", write_log=True)
     async with _simulator() as sim, asyncpg.create_pool(dsn, min_size=1, max_size=2) as db:
         env = ctx.service_env(dsn, sim.url, sim.config.api_key) | size.service_env()
-        async with reconciler_service(env, ctx.log_dir / "w3-service.log"):
+        async with ServiceProcess(env, log_path=ctx.log_dir / "w3-service.log"):
             clock = Clock()
             started = time.monotonic()
             await _start_jobs(sim, db, plan)

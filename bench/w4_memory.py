@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from bench.context import BenchContext
-from bench.processes import reconciler_service
 from bench.report import Outcome, Row, fmt
 from bench.stats import rounded
+from tests.processes import ServiceProcess
 
 CLIPS_PER_PROJECT = 10
 TARGET_GROWTH_MB = 50.0
@@ -61,7 +61,7 @@ async def _measure(ctx: BenchContext, jobs: int) -> Measured:
             "RECONCILER_FIRST_CHECK_DELAY_SECONDS": "3600",
             "RECONCILER_SWEEP_SPREAD_SECONDS": "0",
         }
-        async with reconciler_service(env, ctx.log_dir / f"w4-{jobs}.log") as server:
+        async with ServiceProcess(env, log_path=ctx.log_dir / f"w4-{jobs}.log") as server:
             started = time.monotonic()
             deadline = started + 600
             while await conn.fetchval("select count(*) from reconciler.jobs") < jobs:

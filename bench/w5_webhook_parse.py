@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from bench.context import BenchContext
 from bench.report import Outcome, Row, fmt, fmt_ratio
 from reconciler.clips import TaskStatus
-from reconciler.config import Settings
+from reconciler.config import DEFAULTS
 from reconciler.runware.payloads import (
     Envelope,
     TooManyTasks,
@@ -26,8 +26,9 @@ from reconciler.runware.payloads import (
     task_status,
 )
 
-MAX_BYTES: int = Settings.__dataclass_fields__["webhook_max_bytes"].default  # type: ignore[assignment]
-MAX_TASKS: int = Settings.__dataclass_fields__["webhook_max_tasks"].default  # type: ignore[assignment]
+# The service's defaults (RECONCILER_WEBHOOK_MAX_BYTES, RECONCILER_WEBHOOK_MAX_TASKS).
+MAX_BYTES = DEFAULTS.webhook_max_bytes
+MAX_TASKS = DEFAULTS.webhook_max_tasks
 # The target: a maximal body is refused in less time than one frame of a 60 Hz screen.
 TARGET_SECONDS = 0.1
 

@@ -148,7 +148,7 @@ class Side:
             if not page:
                 return count
             for project_id in page:
-                await self.store.read_project(project_id, delay, policy.sweep_spread_seconds)
+                await self.store.sync_project(project_id, delay, policy.sweep_spread_seconds)
             count += len(page)
             after = page[-1]
 

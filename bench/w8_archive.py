@@ -34,13 +34,13 @@ from typing import Any
 import httpx
 
 from bench.context import BenchContext
-from bench.processes import REPO_ROOT
 from bench.report import Outcome, Row, fmt, fmt_ratio
 from bench.stats import rounded
 from reconciler.archive.transfer import StorageUploader, download
 from reconciler.clips import UrlPolicy
 from reconciler.local.simulator import RunwareSimulator, SimulatorConfig, VideoFiles
 from reconciler.local.storage import StorageStandIn
+from tests.processes import REPO_ROOT
 
 MIB = 1024 * 1024
 KEY = "bench-service-role-key"

@@ -9,7 +9,6 @@ checked. Whether the user may see a project is then asked of the database, as th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ import jwt
 from reconciler.callers import Caller as Caller
 from reconciler.callers import ServiceCaller as ServiceCaller
 from reconciler.callers import UserCaller as UserCaller
+from reconciler.config import DEFAULTS
 from reconciler.tokens import matches_any
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
 _KEY_TYPES = {"ES256": "EC", "RS256": "RSA"}
 JWKS_TTL_SECONDS = 600.0
 # An unknown key id triggers a refetch (keys rotate), but not more often than this.
-JWKS_MIN_REFETCH_SECONDS = 30.0
+JWKS_MIN_REFETCH_SECONDS = DEFAULTS.jwks_min_refetch_seconds
 # Clock skew tolerated on `exp`, `nbf` and `iat`: PostgREST allows 30 s too.
-JWT_LEEWAY_SECONDS = 30.0
+JWT_LEEWAY_SECONDS = DEFAULTS.jwt_leeway_seconds
 
 
 class Unauthenticated(Exception):
@@ -196,8 +196,3 @@ class CallerVerifier:
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"invalid token: {error}") from None
         return UserCaller(token, claims)
-
-
-def token_fingerprint(token: str) -> str:
-    """A short, non-reversible label for logs (never log the token itself)."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]

@@ -15,16 +15,15 @@ from uuid import UUID
 from reconciler.callers import Caller, UserCaller
 from reconciler.clips import (
     CheckError,
-    Decision,
     TaskStatus,
     UrlPolicy,
     check_response,
-    decide,
+    decide_pending_job,
     is_trackable,
     pending_job_ids,
     results_to_write,
-    untrackable_reason,
 )
+from reconciler.config import DEFAULTS
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
 
 log = logging.getLogger(__name__)
@@ -36,9 +35,10 @@ class ProjectNotFound(LookupError):
 
 @dataclass(frozen=True)
 class CheckPolicy:
-    first_check_delay_seconds: float = 30.0
-    unknown_task_grace_seconds: float = 600.0
-    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
+    # Defaults: the settings' declarations (reconciler/config.py), written once there.
+    first_check_delay_seconds: float = DEFAULTS.first_check_delay_seconds
+    unknown_task_grace_seconds: float = DEFAULTS.unknown_task_grace_seconds
+    url_policy: UrlPolicy = field(default_factory=lambda: UrlPolicy(DEFAULTS.allowed_url_hosts))
 
 
 class ClipChecker:
@@ -74,31 +74,27 @@ class ClipChecker:
         """The seed's response body for `project_id`; raises ProjectNotFound."""
         # Tracking waits until Runware has answered: jobs that settle in this very call need
         # no tracking row (W1: 100 bookkeeping rows per 50-clip check before, 0 now).
-        snapshot = await self._store.read_project(
+        snapshot = await self._store.sync_project(
             project_id, self._policy.first_check_delay_seconds, track=False
         )
         if snapshot is None:
             raise ProjectNotFound(str(project_id))
         every_pending = pending_job_ids(snapshot.clips)
         # A key too long to be a task id is reported in its detail, never sent to Runware.
-        decisions: list[Decision] = [
-            Decision(job_id, None, untrackable_reason(job_id), check_failed=True)
-            for job_id in every_pending
-            if not is_trackable(job_id)
-        ]
         pending = [job_id for job_id in every_pending if is_trackable(job_id)]
         statuses = await self.statuses(pending)
-        for job_id in pending:
-            tracked = snapshot.pending_jobs.get(job_id)
-            decisions.append(
-                decide(
-                    job_id,
-                    statuses.get(job_id, CheckError("Runware gave no answer for this job")),
-                    job_age_seconds=tracked.age_seconds if tracked else 0.0,
-                    unknown_task_grace_seconds=self._policy.unknown_task_grace_seconds,
-                    url_policy=self._policy.url_policy,
-                )
+        # A job not tracked yet is as young as this check.
+        ages = {job_id: tracked.age_seconds for job_id, tracked in snapshot.pending_jobs.items()}
+        decisions = [
+            decide_pending_job(
+                job_id,
+                statuses,
+                job_age_seconds=ages.get(job_id, 0.0),
+                unknown_task_grace_seconds=self._policy.unknown_task_grace_seconds,
+                url_policy=self._policy.url_policy,
             )
+            for job_id in every_pending
+        ]
         clips = snapshot.clips
         results = results_to_write(decisions)
         if results:  # the seed's rule: write only when something changed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -132,8 +131,8 @@ async def _run_sweep(settings: Settings, console: Console) -> None:
 
 
 def _sweep(_: argparse.Namespace) -> int:
-    settings = dataclasses.replace(
-        _settings(serving=False), first_check_delay_seconds=0.0, sweep_spread_seconds=0.0
+    settings = _settings(serving=False).model_copy(
+        update={"first_check_delay_seconds": 0.0, "sweep_spread_seconds": 0.0}
     )
     asyncio.run(_run_sweep(settings, Console()))
     return 0

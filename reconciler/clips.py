@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from reconciler.schedule import PollPolicy
+
 PENDING = "pending"
 FAILED = "failed"
 
@@ -52,6 +54,11 @@ class Failed:
     code: str
     message: str
 
+    @property
+    def reason(self) -> str:
+        """As recorded with the clip's "failed"."""
+        return f"{self.code}: {self.message}"
+
 
 @dataclass(frozen=True, slots=True)
 class UnknownTask:
@@ -59,6 +66,10 @@ class UnknownTask:
 
     code: str
     message: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +226,8 @@ class Decision:
     write: str | None
     error: str | None = None
     check_failed: bool = False
+    # "failed" because Runware kept saying "still working" past the give-up age.
+    gave_up: bool = False
 
 
 def decide(
@@ -231,16 +244,57 @@ def decide(
             if reason is not None:
                 return Decision(job_id, None, reason, check_failed=True)
             return Decision(job_id, url)
-        case Failed(code=code, message=message):
-            return Decision(job_id, FAILED, f"{code}: {message}")
-        case UnknownTask(code=code, message=message):
+        case Failed():
+            return Decision(job_id, FAILED, status.reason)
+        case UnknownTask():
             if job_age_seconds >= unknown_task_grace_seconds:
-                return Decision(job_id, FAILED, f"{code}: {message}")
-            return Decision(job_id, None, f"{code}: {message} (within grace period)")
+                return Decision(job_id, FAILED, status.reason)
+            return Decision(job_id, None, f"{status.reason} (within grace period)")
         case CheckError(message=message):
             return Decision(job_id, None, message, check_failed=True)
         case Processing():
             return Decision(job_id, None)
+
+
+# The reason recorded when Runware's answer names some of the tasks asked about but not this one.
+NO_ANSWER = "Runware gave no answer for this job"
+
+
+def decide_pending_job(
+    job_id: str,
+    answers: Mapping[str, TaskStatus],
+    *,
+    job_age_seconds: float,
+    unknown_task_grace_seconds: float,
+    url_policy: UrlPolicy,
+    give_up: PollPolicy | None = None,
+) -> Decision:
+    """What one pending clip becomes, given Runware's answers to a check: the one decision the
+    manual check and the poller share.
+
+    A key that cannot be a task id was never asked about and stays pending; a job missing from
+    the answers is a failed check. With `give_up`, a job Runware itself still reports as not
+    done (working, or unknown within the grace period) past the give-up age becomes "failed".
+    A check that failed on our side never does (I11): it says nothing about the video.
+    """
+    if not is_trackable(job_id):
+        return Decision(job_id, None, untrackable_reason(job_id), check_failed=True)
+    decision = decide(
+        job_id,
+        answers.get(job_id, CheckError(NO_ANSWER)),
+        job_age_seconds=job_age_seconds,
+        unknown_task_grace_seconds=unknown_task_grace_seconds,
+        url_policy=url_policy,
+    )
+    if (
+        give_up is None
+        or decision.write is not None
+        or decision.check_failed
+        or not give_up.gives_up(job_age_seconds)
+    ):
+        return decision
+    reason = give_up.give_up_reason(job_age_seconds, decision.error)
+    return Decision(job_id, FAILED, reason, gave_up=True)
 
 
 def results_to_write(decisions: Iterable[Decision]) -> dict[str, str]:

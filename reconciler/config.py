@@ -1,13 +1,27 @@
-"""Settings from the environment. A missing or malformed value stops start-up with one line
-that names it (`ConfigError`)."""
+"""Settings from the environment, each declared once.
+
+Every setting is one field of `Settings`: its environment name, type, default, bounds and a
+one-line help, in one declaration. `load_settings` reads them from a mapping (the CLI passes
+`os.environ`; tests and the demo pass their own), and a missing or malformed value stops
+start-up with one line that names it (`ConfigError`). The README's configuration table and
+`.env.example` are rendered from the same declarations (`python -m reconciler.config
+--markdown` / `--env-example`), and unit tests compare them, so neither can go stale.
+"""
 
 from __future__ import annotations
 
+import argparse
 import re
-from collections.abc import Callable, Mapping
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, get_args, get_origin
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from reconciler.archive.paths import (
     DEFAULT_PATH_TEMPLATE,
@@ -19,17 +33,19 @@ from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS, AllowedOrigin, parse_all
 from reconciler.redaction import mask_url_password
 
 Transport = Literal["postgres", "supabase"]
+TransportChoice = Literal["auto", "postgres", "supabase"]
 WebhookVerify = Literal["off", "api"]
 FeedKind = Literal["realtime", "off"]
+FeedChoice = Literal["auto", "realtime", "off"]
 LogFormat = Literal["console", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 ArchiveKind = Literal["off", "supabase"]
-T = TypeVar("T")
 
-DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
 MIN_WEBHOOK_SECRET_LENGTH = 32
 # The token travels in a query string, where `+`, `/`, `=` and `%` are decoded or mangled on
 # the way (a `+` arrives as a space): only RFC 3986 unreserved characters survive every hop.
 _URL_SAFE_SECRET = re.compile(r"[A-Za-z0-9._~-]+")
+_HIDDEN = "**********"
 
 
 class ConfigError(ValueError):
@@ -38,81 +54,531 @@ class ConfigError(ValueError):
         self.name = name
 
 
-_DEFAULT_ARCHIVE_PATH = ObjectPathTemplate.parse(DEFAULT_PATH_TEMPLATE)
+# --- Value types: each parses the environment's text and says in one phrase what is wrong ---
+
+
+def _url(value: str, schemes: tuple[str, ...]) -> str:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in schemes and bool(parts.netloc)
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        valid = False
+    if not valid:
+        # The value may carry a password (DATABASE_URL): never echo it.
+        raise ValueError(f"expected a {'/'.join(schemes)} URL, got {mask_url_password(value)!r}")
+    return value.rstrip("/")
+
+
+def _url_of(*schemes: str) -> AfterValidator:
+    return AfterValidator(lambda value: _url(value, schemes))
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _webhook_secrets(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    for secret in secrets:
+        if len(secret) < MIN_WEBHOOK_SECRET_LENGTH or not _URL_SAFE_SECRET.fullmatch(secret):
+            # Never the value: a refused secret is still a secret.
+            raise ValueError(
+                f"each secret must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters of"
+                " A-Z a-z 0-9 . _ ~ - (it travels in a URL, where + / = % are mangled;"
+                " generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+    return secrets
+
+
+def _cors_origins(origins: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(
+        origin if origin == "*" else _url(origin.rstrip("/"), ("http", "https"))
+        for origin in origins
+    )
+
+
+def _allowed_hosts(value: object) -> frozenset[AllowedOrigin]:
+    entries = _comma_list(value)
+    if not isinstance(entries, tuple) or not entries:
+        raise ValueError("must name at least one host")
+    return frozenset(parse_allowed_origin(entry) for entry in entries)
+
+
+def _notify_means_off(value: object) -> object:
+    # v0.1's `notify` (LISTEN/NOTIFY) is accepted and means `off`: a NOTIFY in the app's
+    # transaction cost it ~30% of its writes, and the outbox carries the changes anyway.
+    return "off" if isinstance(value, str) and value == "notify" else value
+
+
+def _archive_path(value: str) -> str:
+    try:
+        return ObjectPathTemplate.parse(value).template
+    except ObjectPathError as error:
+        raise ValueError(str(error)) from None
+
+
+def _bucket(value: str) -> str:
+    try:
+        return check_bucket_name(value)
+    except ObjectPathError as error:
+        raise ValueError(str(error)) from None
+
+
+PostgresUrl = Annotated[str, _url_of("postgres", "postgresql")]
+ArchivePath = Annotated[str, AfterValidator(_archive_path)]
+BucketName = Annotated[str, AfterValidator(_bucket)]
+HttpUrl = Annotated[str, _url_of("http", "https")]
+WebhookSecrets = Annotated[
+    tuple[str, ...], BeforeValidator(_comma_list), AfterValidator(_webhook_secrets)
+]
+CorsOrigins = Annotated[
+    tuple[str, ...], BeforeValidator(_comma_list), AfterValidator(_cors_origins)
+]
+AllowedHosts = Annotated[frozenset[AllowedOrigin], PlainValidator(_allowed_hosts)]
+
+
+# --- Declaring a setting: everything about it in one call ---------------------------------
+
+
+def _setting(
+    env: str,
+    default: object,
+    help: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    unit: str | None = None,
+    secret: bool = False,
+    fill_in: bool = False,
+) -> Any:
+    """A field read from the environment variable `env`. `unit` words a number ("seconds");
+    `secret` keeps the value out of reprs (`Settings.__repr_args__`) and error lines, and
+    hands it to the log redactor (`Settings.secrets`); `fill_in` leaves the variable
+    uncommented in `.env.example` (a value most deployments must give)."""
+    return Field(
+        default,
+        validation_alias=env,
+        description=help,
+        ge=minimum,
+        le=maximum,
+        # NaN passes every bound check, and an infinite interval stalls a loop forever.
+        allow_inf_nan=False if isinstance(default, float) else None,
+        json_schema_extra={
+            "minimum": minimum,
+            "maximum": maximum,
+            "unit": unit,
+            "secret": secret,
+            "fill_in": fill_in,
+        },
+    )
+
+
+def _seconds(env: str, default: float, help: str, *, minimum: float = 0.0) -> Any:
+    return _setting(env, default, help, minimum=minimum, unit="seconds")
+
+
+def _whole(
+    env: str, default: int, help: str, *, minimum: int = 1, maximum: int | None = None
+) -> Any:
+    return _setting(env, default, help, minimum=minimum, maximum=maximum)
 
 
 @dataclass(frozen=True)
 class ArchiveSettings:
-    """RECONCILER_ARCHIVE and its knobs (see README, "Archiving")."""
+    """RECONCILER_ARCHIVE and its knobs, as the archive worker and the CLI use them."""
 
-    kind: ArchiveKind = "off"
-    bucket: str | None = None
-    path: ObjectPathTemplate = _DEFAULT_ARCHIVE_PATH
-    max_bytes: int = 2 * 1024**3
-    concurrency: int = 2
-    lease_seconds: float = 300.0
-    max_attempts: int = 10
-    retry_base_seconds: float = 30.0
-    retry_cap_seconds: float = 3600.0
+    kind: ArchiveKind
+    bucket: str | None
+    path: ObjectPathTemplate
+    max_bytes: int
+    concurrency: int
+    lease_seconds: float
+    max_attempts: int
+    retry_base_seconds: float
+    retry_cap_seconds: float
 
     @property
     def enabled(self) -> bool:
         return self.kind != "off"
 
 
-@dataclass(frozen=True)
-class Settings:
-    transport: Transport
-    database_url: str | None
-    supabase_url: str | None
-    supabase_service_role_key: str | None
-    admin_token: str | None
-    runware_api_key: str
-    runware_api_url: str
-    port: int
-    batch_size: int
-    runware_concurrency: int
-    runware_max_retries: int
-    runware_timeout_seconds: float
-    first_check_delay_seconds: float
-    unknown_task_grace_seconds: float
-    allowed_url_hosts: frozenset[AllowedOrigin]
-    db_pool_size: int
-    log_level: str
-    log_format: LogFormat = "console"
-    webhook_secrets: tuple[str, ...] = ()
-    insecure_webhooks: bool = False
-    webhook_verify: WebhookVerify = "off"
-    webhook_max_bytes: int = 256 * 1024
-    webhook_max_tasks: int = 1000
-    engine: bool = True
-    feed: FeedKind = "off"
-    workers: int = 4
-    poll_interval_seconds: float = 2.0
-    claim_batch: int = 200
-    lease_seconds: float = 60.0
-    backoff_base_seconds: float = 5.0
-    backoff_cap_seconds: float = 300.0
-    give_up_seconds: float = 3600.0
-    sweep_on_start: bool = True
-    sweep_interval_seconds: float = 300.0
-    sweep_spread_seconds: float = 60.0
-    retention_days: float = 7.0
-    resync_interval_seconds: float = 86400.0
-    metrics_token: str | None = None
-    runware_requests_per_second: float = 5.0
-    shutdown_seconds: float = 10.0
-    supabase_jwt_secret: str | None = None
-    cors_origins: tuple[str, ...] = ()
-    check_rate_per_minute: float = 60.0
-    check_rate_burst: int = 10
-    # Full-access callers (service role key, admin token) are backends: no limit unless set.
-    service_check_rate_per_minute: float | None = None
-    service_check_rate_burst: int = 10
-    jwks_min_refetch_seconds: float = 30.0
-    jwt_leeway_seconds: float = 30.0
-    # Archiving finished videos into Supabase Storage (off by default).
-    archive: ArchiveSettings = ArchiveSettings()
+class Settings(BaseSettings):
+    """The service's settings. Field order is the order of the README table and
+    `.env.example`; `_SECTIONS` below groups them there."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the mapping `load_settings` is given: tests, the demo and the benchmarks build
+        # settings side by side in one process, so the process environment must not leak in.
+        return (init_settings,)
+
+    # Database
+    supabase_url: HttpUrl | None = _setting(
+        "SUPABASE_URL",
+        None,
+        "your project URL (`https://<ref>.supabase.co`); selects the Supabase transport"
+        " (PostgREST RPC)",
+        fill_in=True,
+    )
+    supabase_service_role_key: str | None = _setting(
+        "SUPABASE_SERVICE_ROLE_KEY",
+        None,
+        "service role key (Project Settings > API); also accepted as the check endpoint's"
+        " bearer token",
+        secret=True,
+        fill_in=True,
+    )
+    database_url: PostgresUrl | None = _setting(
+        "DATABASE_URL",
+        None,
+        "direct Postgres (`postgresql://…`; through Supabase's pooler, session mode on port"
+        " 5432); selects the Postgres transport when set",
+    )
+    requested_transport: TransportChoice = _setting(
+        "RECONCILER_TRANSPORT",
+        "auto",
+        "`postgres`, `supabase`, or `auto` (Postgres when `DATABASE_URL` is set)",
+    )
+    admin_token: str | None = _setting(
+        "RECONCILER_ADMIN_TOKEN",
+        None,
+        "bearer token for the check endpoint; required with `DATABASE_URL` unless the service"
+        " key is set",
+        secret=True,
+    )
+    db_pool_size: int = _whole(
+        "RECONCILER_DB_POOL_SIZE", 10, "Postgres connections at most (Postgres transport)"
+    )
+
+    # Check endpoint callers
+    supabase_jwt_secret: str | None = _setting(
+        "SUPABASE_JWT_SECRET",
+        None,
+        "verifies HS256 user JWTs (projects on the legacy JWT secret); ES256/RS256 use the JWKS"
+        " at `SUPABASE_URL` — on the Postgres transport set `SUPABASE_URL` too, for the JWKS"
+        " and the issuer",
+        secret=True,
+    )
+    cors_origins: CorsOrigins = _setting(
+        "RECONCILER_CORS_ORIGINS",
+        "",
+        "comma-separated browser origins allowed to call the check endpoint (`*` for any)",
+    )
+    check_rate_per_minute: float = _setting(
+        "RECONCILER_CHECK_RATE_PER_MINUTE",
+        60.0,
+        "check endpoint rate limit per signed-in user (user JWTs only): sustained checks per"
+        " minute",
+        minimum=0.01,
+        unit="checks per minute",
+    )
+    check_rate_burst: int = _whole(
+        "RECONCILER_CHECK_RATE_BURST", 10, "checks a signed-in user may make at once"
+    )
+    service_check_rate_per_minute: float = _setting(
+        "RECONCILER_SERVICE_CHECK_RATE_PER_MINUTE",
+        0.0,
+        "rate limit for full-access callers (service role key, admin token), all sharing one"
+        " bucket; `0`: not limited, as backends should not be",
+        minimum=0.0,
+        unit="checks per minute",
+    )
+    service_check_rate_burst: int = _whole(
+        "RECONCILER_SERVICE_CHECK_RATE_BURST",
+        10,
+        "checks full-access callers may make at once, when they are rate-limited",
+    )
+    jwt_leeway_seconds: float = _seconds(
+        "RECONCILER_JWT_LEEWAY_SECONDS",
+        30.0,
+        "clock skew allowed on user JWTs' `exp`, `nbf` and `iat` (PostgREST allows the same)",
+    )
+    jwks_min_refetch_seconds: float = _seconds(
+        "RECONCILER_JWKS_MIN_REFETCH_SECONDS",
+        30.0,
+        "a token with an unknown key id refetches the JWKS at most this often (one fetch at a"
+        " time; a failed fetch counts too)",
+    )
+
+    # Runware
+    runware_api_key: str = _setting(
+        "RUNWARE_API_KEY",
+        "",
+        "required: the key the service asks Runware for job status with",
+        secret=True,
+        fill_in=True,
+    )
+    runware_api_url: HttpUrl = _setting(
+        "RUNWARE_API_URL",
+        "https://api.runware.ai/v1",
+        "Runware's API endpoint; point it at the simulator for local runs",
+    )
+    webhook_secrets: WebhookSecrets = _setting(
+        "RUNWARE_WEBHOOK_SECRET",
+        "",
+        "required by `serve`: the `token` in the webhook URL; a comma-separated list accepts"
+        " several during rotation; each ≥ 32 characters of `A-Z a-z 0-9 . _ ~ -` (a `+`, `/`"
+        " or `=` from base64 is mangled in a URL; generate with `secrets.token_urlsafe(32)`)",
+        secret=True,
+        fill_in=True,
+    )
+    insecure_webhooks: bool = _setting(
+        "RECONCILER_INSECURE_WEBHOOKS",
+        False,
+        "`1` accepts webhooks without a configured secret — local development only",
+    )
+    webhook_verify: WebhookVerify = _setting(
+        "RECONCILER_WEBHOOK_VERIFY",
+        "off",
+        "`api`: a webhook is only a hint, the result written is the one `getResponse` confirms",
+    )
+    webhook_max_bytes: int = _whole(
+        "RECONCILER_WEBHOOK_MAX_BYTES", 256 * 1024, "larger webhook bodies get 413"
+    )
+    webhook_max_tasks: int = _whole(
+        "RECONCILER_WEBHOOK_MAX_TASKS",
+        1000,
+        "a webhook body naming more tasks gets 413 and nothing is stored",
+    )
+    batch_size: int = _whole("RECONCILER_BATCH_SIZE", 50, "`getResponse` tasks per Runware request")
+    runware_concurrency: int = _whole(
+        "RECONCILER_RUNWARE_CONCURRENCY",
+        4,
+        "Runware requests in flight at most (Runware advises 2 to 4)",
+    )
+    runware_max_retries: int = _whole(
+        "RECONCILER_RUNWARE_MAX_RETRIES",
+        4,
+        "retries on 408/429/5xx/network errors (backoff 1 s doubling, cap 30 s, jitter,"
+        " `Retry-After` honoured)",
+        minimum=0,
+    )
+    runware_timeout_seconds: float = _seconds(
+        "RECONCILER_RUNWARE_TIMEOUT_SECONDS", 30.0, "per Runware request", minimum=0.1
+    )
+    runware_requests_per_second: float = _setting(
+        "RECONCILER_RUNWARE_REQUESTS_PER_SECOND",
+        5.0,
+        "global cap on Runware requests (token bucket), besides the in-flight cap",
+        minimum=0.01,
+        unit="requests per second",
+    )
+    allowed_url_hosts: AllowedHosts = _setting(
+        "RECONCILER_ALLOWED_URL_HOSTS",
+        ",".join(DEFAULT_ALLOWED_URL_HOSTS),
+        "where video URLs may point: a bare host means `https` on port 443; an entry with"
+        " scheme and port (`http://127.0.0.1:8100`) allows exactly that origin (local runs and"
+        " tests)",
+    )
+
+    # HTTP
+    port: int = _whole("PORT", 8000, "HTTP port for `serve`", minimum=0, maximum=65535)
+
+    # Engine
+    engine: bool = _setting(
+        "RECONCILER_ENGINE",
+        True,
+        "`0` runs only the HTTP endpoints (no change feed, poller or sweeps)",
+    )
+    requested_feed: Annotated[FeedChoice, BeforeValidator(_notify_means_off)] = _setting(
+        "RECONCILER_FEED",
+        "auto",
+        "`realtime` (the default on the Supabase transport) or `off` (the default on the"
+        " Postgres transport); the app's changes reach the engine through the outbox either"
+        " way, realtime only makes them seen sooner; v0.1's `notify` means `off`",
+    )
+    workers: int = _whole("RECONCILER_WORKERS", 4, "projects reconciled concurrently")
+    poll_interval_seconds: float = _seconds(
+        "RECONCILER_POLL_INTERVAL_SECONDS",
+        2.0,
+        "how often the poller looks for due jobs when idle (woken earlier by new jobs)",
+        minimum=0.01,
+    )
+    claim_batch: int = _whole("RECONCILER_CLAIM_BATCH", 200, "due jobs claimed per poll round")
+    lease_seconds: float = _seconds(
+        "RECONCILER_LEASE_SECONDS",
+        60.0,
+        "a claimed job's lease; renewed while a round runs, taken over by another replica once"
+        " expired",
+        minimum=1.0,
+    )
+    first_check_delay_seconds: float = _seconds(
+        "RECONCILER_FIRST_CHECK_DELAY_SECONDS",
+        30.0,
+        "a fresh job's first scheduled poll waits this long (videos take minutes)",
+    )
+    backoff_base_seconds: float = _seconds(
+        "RECONCILER_BACKOFF_BASE_SECONDS",
+        5.0,
+        "per-job backoff between polls starts here, doubling, jittered",
+        minimum=0.01,
+    )
+    backoff_cap_seconds: float = _seconds(
+        "RECONCILER_BACKOFF_CAP_SECONDS",
+        300.0,
+        "per-job backoff between polls never exceeds this",
+        minimum=0.01,
+    )
+    unknown_task_grace_seconds: float = _seconds(
+        "RECONCILER_UNKNOWN_TASK_GRACE_SECONDS",
+        600.0,
+        '`taskNotFound`/`taskExpired` mark a clip `"failed"` only once the job is this old',
+    )
+    give_up_seconds: float = _seconds(
+        "RECONCILER_GIVE_UP_SECONDS",
+        3600.0,
+        'a job Runware still calls unfinished after this long becomes `"failed"`, the reason'
+        " recorded (never while our checks fail: Runware unreachable, rate-limiting or"
+        " rejecting the key)",
+        minimum=1.0,
+    )
+    sweep_on_start: bool = _setting(
+        "RECONCILER_SWEEP_ON_START", True, "sweep when the service starts"
+    )
+    sweep_interval_seconds: float = _seconds(
+        "RECONCILER_SWEEP_INTERVAL_SECONDS",
+        300.0,
+        "periodic sweep over projects with unsettled jobs (±10% jitter); `0` turns it off",
+    )
+    resync_interval_seconds: float = _seconds(
+        "RECONCILER_RESYNC_INTERVAL_SECONDS",
+        86400.0,
+        "full scan of `projects`, in throttled keyset pages, for writes that bypassed the"
+        " trigger (`session_replication_role = replica`, restores); `0` turns it off"
+        " (`reconciler resync` runs one now)",
+    )
+    sweep_spread_seconds: float = _seconds(
+        "RECONCILER_SWEEP_SPREAD_SECONDS",
+        60.0,
+        "jobs a sweep finds untracked become due spread over this window, so a restart over"
+        " 100,000 pending jobs does not stampede Runware",
+    )
+    retention_days: float = _setting(
+        "RECONCILER_RETENTION_DAYS",
+        7.0,
+        "after each sweep, settled jobs' tracking rows and parked webhook results that never"
+        " found a project are deleted once this old",
+        minimum=0.0001,
+        unit="days",
+    )
+    metrics_token: str | None = _setting(
+        "RECONCILER_METRICS_TOKEN",
+        None,
+        "when set, `GET /metrics` requires `Authorization: Bearer <token>`",
+        secret=True,
+    )
+    shutdown_seconds: float = _seconds(
+        "RECONCILER_SHUTDOWN_SECONDS",
+        10.0,
+        "on SIGTERM: stop taking work, finish within this, release leases",
+        minimum=0.1,
+    )
+
+    # Archiving finished videos into Supabase Storage (README, "Archiving")
+    archive_kind: ArchiveKind = _setting(
+        "RECONCILER_ARCHIVE",
+        "off",
+        "`supabase`: copy each finished video into Supabase Storage and swap the clip to the"
+        " object's URL (needs `SUPABASE_URL` and `SUPABASE_SERVICE_ROLE_KEY`, on either"
+        " transport); `off` keeps Runware's URLs, which Runware deletes after a while",
+    )
+    archive_bucket: BucketName | None = _setting(
+        "RECONCILER_ARCHIVE_BUCKET",
+        None,
+        "the Storage bucket videos are copied into; required with archiving on",
+    )
+    archive_path: ArchivePath = _setting(
+        "RECONCILER_ARCHIVE_PATH",
+        DEFAULT_PATH_TEMPLATE,
+        "object path in the bucket: only `{project_id}` and `{job_id}` (required), no `..`, no"
+        " leading `/`",
+    )
+    archive_max_bytes: int = _whole(
+        "RECONCILER_ARCHIVE_MAX_BYTES",
+        2 * 1024**3,
+        "larger videos are not archived (given up; the clip keeps its Runware URL)",
+    )
+    archive_concurrency: int = _whole(
+        "RECONCILER_ARCHIVE_CONCURRENCY", 2, "videos copied at once, per replica"
+    )
+    archive_lease_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_LEASE_SECONDS",
+        300.0,
+        "a copy's lease; renewed while it runs, handed back on SIGTERM, taken over by another"
+        " replica once expired (after a `kill -9`)",
+        minimum=1.0,
+    )
+    archive_max_attempts: int = _whole(
+        "RECONCILER_ARCHIVE_MAX_ATTEMPTS",
+        10,
+        "attempts per video before it is given up (the clip keeps its Runware URL)",
+    )
+    archive_retry_base_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_RETRY_BASE_SECONDS",
+        30.0,
+        "backoff between attempts of one video starts here, doubling, jittered",
+        minimum=0.01,
+    )
+    archive_retry_cap_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_RETRY_CAP_SECONDS",
+        3600.0,
+        "backoff between attempts of one video never exceeds this",
+        minimum=0.01,
+    )
+
+    # Logs
+    log_level: LogLevel = _setting(
+        "RECONCILER_LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`"
+    )
+    log_format: LogFormat = _setting(
+        "RECONCILER_LOG_FORMAT",
+        "console",
+        "`console` (for people) or `json`: one JSON object per line, for log pipelines",
+    )
+
+    @property
+    def transport(self) -> Transport:
+        if self.requested_transport == "postgres" or (
+            self.requested_transport == "auto" and self.database_url is not None
+        ):
+            return "postgres"
+        return "supabase"
+
+    @property
+    def feed(self) -> FeedKind:
+        # The app's changes arrive through the outbox its own transactions write, on both
+        # transports; realtime only makes them seen sooner.
+        if self.requested_feed == "realtime" or (
+            self.requested_feed == "auto" and self.transport == "supabase"
+        ):
+            return "realtime"
+        return "off"
+
+    @property
+    def archive(self) -> ArchiveSettings:
+        """The archiving settings, with the path template parsed (validated on load)."""
+        return ArchiveSettings(
+            kind=self.archive_kind,
+            bucket=self.archive_bucket,
+            path=ObjectPathTemplate.parse(self.archive_path),
+            max_bytes=self.archive_max_bytes,
+            concurrency=self.archive_concurrency,
+            lease_seconds=self.archive_lease_seconds,
+            max_attempts=self.archive_max_attempts,
+            retry_base_seconds=self.archive_retry_base_seconds,
+            retry_cap_seconds=self.archive_retry_cap_seconds,
+        )
 
     @property
     def jwt_issuer(self) -> str | None:
@@ -130,310 +596,226 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret, for the log redactor: none may ever reach a log line."""
-        found: list[str] = [*self.webhook_secrets]
-        for value in (
-            self.supabase_service_role_key,
-            self.admin_token,
-            self.runware_api_key,
-            self.metrics_token,
-            self.supabase_jwt_secret,
-        ):
-            if value:
-                found.append(value)
+        found: list[str] = []
+        for name, field in type(self).model_fields.items():
+            if _extra(field, "secret"):
+                value = getattr(self, name)
+                found.extend(value if isinstance(value, tuple) else [value] if value else [])
         if self.database_url:
             password = urlsplit(self.database_url).password
             if password:
                 found.append(password)
         return tuple(found)
 
-
-def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
-    try:
-        parts = urlsplit(value)
-        valid = parts.scheme in schemes and bool(parts.netloc)
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
-        valid = False
-    if not valid:
-        # The value may carry a password (DATABASE_URL): never echo it.
-        shown = mask_url_password(value)
-        raise ConfigError(name, f"expected a {'/'.join(schemes)} URL, got {shown!r}")
-    return value.rstrip("/")
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Secrets are shown as set or not, never their value; URLs lose their password.
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if _extra(field, "secret"):
+                yield name, (_HIDDEN if value else value)
+            elif isinstance(value, str):
+                yield name, mask_url_password(value)
+            else:
+                yield name, value
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def text(self, name: str) -> str | None:
-        value = self._env.get(name, "").strip()
-        return value or None
-
-    def required(self, name: str, why: str) -> str:
-        value = self.text(name)
-        if value is None:
-            raise ConfigError(name, f"is required ({why})")
-        return value
-
-    def number(
-        self, name: str, default: T, parse: Callable[[str], T], minimum: float, kind: str
-    ) -> T:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = parse(raw)
-        except ValueError:
-            raise ConfigError(name, f"expected {kind}, got {raw!r}") from None
-        if value < minimum:  # type: ignore[operator]
-            raise ConfigError(name, f"must be at least {minimum:g}, got {raw!r}")
-        return value
-
-    def integer(self, name: str, default: int, minimum: int = 1) -> int:
-        return self.number(name, default, int, minimum, "a whole number")
-
-    def seconds(self, name: str, default: float, minimum: float = 0) -> float:
-        return self.number(name, default, float, minimum, "a number of seconds")
-
-    def rate(self, name: str, default: float, minimum: float, unit: str) -> float:
-        return self.number(name, default, float, minimum, f"a number {unit}")
+_SECTIONS: Final = {
+    "supabase_url": "Database: the Supabase transport (PostgREST RPC) or direct Postgres",
+    "supabase_jwt_secret": "Check endpoint callers",
+    "runware_api_key": "Runware",
+    "port": "HTTP",
+    "engine": "Engine",
+    "archive_kind": "Archiving finished videos into Supabase Storage",
+    "log_level": "Logs",
+}
 
 
-def _flag(read: _Reader, name: str, *, default: bool = False) -> bool:
-    raw = (read.text(name) or ("1" if default else "0")).lower()
-    if raw not in ("0", "1", "true", "false", "yes", "no"):
-        raise ConfigError(name, f"expected 1 or 0, got {raw!r}")
-    return raw in ("1", "true", "yes")
+def _extra(field: FieldInfo, key: str) -> Any:
+    extra = field.json_schema_extra
+    return extra.get(key) if isinstance(extra, dict) else None
 
 
-def _webhook_secrets(read: _Reader, serving: bool) -> tuple[tuple[str, ...], bool]:
-    """Secrets accepted in the webhook URL's `token` (a comma list, for rotation)."""
-    raw = read.text("RUNWARE_WEBHOOK_SECRET")
-    secrets = tuple(s.strip() for s in raw.split(",") if s.strip()) if raw else ()
-    for secret in secrets:
-        if len(secret) < MIN_WEBHOOK_SECRET_LENGTH or not _URL_SAFE_SECRET.fullmatch(secret):
-            raise ConfigError(
-                "RUNWARE_WEBHOOK_SECRET",
-                f"each secret must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters of"
-                " A-Z a-z 0-9 . _ ~ - (it travels in a URL, where + / = % are mangled;"
-                " generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+def _env_name(field: FieldInfo) -> str:
+    alias = field.validation_alias
+    assert isinstance(alias, str), "every setting declares its environment variable"
+    return alias
+
+
+def env_names() -> dict[str, str]:
+    """Attribute name → environment variable, for every setting."""
+    return {name: _env_name(field) for name, field in Settings.model_fields.items()}
+
+
+ENV: Final = env_names()
+# The declared defaults, validated: the policies elsewhere take their defaults from here, so
+# each default is written once, in its declaration above.
+DEFAULTS: Final = Settings()
+
+
+# --- Reading the environment ---------------------------------------------------------------
+
+
+def _choices(field: FieldInfo) -> tuple[str, ...]:
+    """The values a Literal-typed setting takes; () for any other setting."""
+    annotation = field.annotation
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return get_args(annotation) if get_origin(annotation) is Literal else ()
+
+
+def _one_of(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _bounds(field: FieldInfo) -> str:
+    low, high = _extra(field, "minimum"), _extra(field, "maximum")
+    if low is not None and high is not None:
+        return f" from {low:g} to {high:g}"
+    return f" ≥ {low:g}" if low is not None else ""
+
+
+def _expected(field: FieldInfo) -> str:
+    """What the setting takes, in words: `a whole number ≥ 1`, `console or json`."""
+    if choices := _choices(field):
+        return _one_of(choices)
+    if field.annotation is bool:
+        return "1 or 0"
+    if field.annotation is int:
+        return f"a whole number{_bounds(field)}"
+    unit = _extra(field, "unit")
+    return f"a number of {unit}{_bounds(field)}" if unit else f"a number{_bounds(field)}"
+
+
+def _config_error(error: ValidationError) -> ConfigError:
+    """The first problem, as one line naming the setting (fields are checked in order)."""
+    first = error.errors()[0]
+    env = str(first["loc"][0]) if first["loc"] else "settings"
+    field = next((f for f in Settings.model_fields.values() if _env_name(f) == env), None)
+    if first["type"] == "value_error":  # our own rule: its message is the whole story
+        return ConfigError(env, str(first.get("ctx", {}).get("error", first["msg"])))
+    if field is None:
+        return ConfigError(env, first["msg"])
+    shown = _HIDDEN if _extra(field, "secret") else repr(first["input"])
+    expected = _expected(field)
+    if first["type"] == "finite_number":  # inf, nan
+        expected = expected.replace("a number", "a finite number", 1)
+    return ConfigError(env, f"expected {expected}, got {shown}")
+
+
+def _fail(name: str, problem: str) -> ConfigError:
+    return ConfigError(ENV[name], problem)
+
+
+def _check_combinations(settings: Settings, *, require_runware: bool, serving: bool) -> None:
+    """Rules across settings; each names the setting to change."""
+    if settings.transport == "postgres":
+        if settings.database_url is None:
+            raise _fail("database_url", "is required with RECONCILER_TRANSPORT=postgres")
+        if settings.admin_token is None and settings.supabase_service_role_key is None:
+            raise _fail(
+                "admin_token",
+                "is required with DATABASE_URL (callers of the check endpoint present it)",
             )
-    insecure = _flag(read, "RECONCILER_INSECURE_WEBHOOKS")
-    if serving and not secrets and not insecure:
-        raise ConfigError(
-            "RUNWARE_WEBHOOK_SECRET",
+    else:
+        if settings.supabase_url is None:
+            raise _fail("supabase_url", "is required (or set DATABASE_URL for direct Postgres)")
+        if settings.supabase_service_role_key is None:
+            raise _fail("supabase_service_role_key", "is required with SUPABASE_URL")
+    if require_runware and not settings.runware_api_key:
+        raise _fail("runware_api_key", "is required (to ask Runware for job status)")
+    if settings.feed == "realtime" and (
+        settings.supabase_url is None or settings.supabase_service_role_key is None
+    ):
+        raise _fail("requested_feed", "realtime needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
+    if settings.archive_kind == "supabase":
+        if settings.supabase_url is None:
+            raise _fail("supabase_url", "is required with RECONCILER_ARCHIVE=supabase")
+        if settings.supabase_service_role_key is None:
+            raise _fail("supabase_service_role_key", "is required with RECONCILER_ARCHIVE=supabase")
+        if settings.archive_bucket is None:
+            raise _fail("archive_bucket", "is required with RECONCILER_ARCHIVE=supabase")
+    if serving and not settings.webhook_secrets and not settings.insecure_webhooks:
+        raise _fail(
+            "webhook_secrets",
             "is required to authenticate webhooks"
             " (for local development only: RECONCILER_INSECURE_WEBHOOKS=1)",
         )
-    return secrets, insecure
-
-
-def _archive_settings(
-    read: _Reader, supabase_url: str | None, service_key: str | None
-) -> ArchiveSettings:
-    """RECONCILER_ARCHIVE and its knobs; with archiving on, Storage's URL, key and bucket."""
-    kind = (read.text("RECONCILER_ARCHIVE") or "off").lower()
-    if kind not in ("off", "supabase"):
-        raise ConfigError("RECONCILER_ARCHIVE", f"expected off or supabase, got {kind!r}")
-    bucket = read.text("RECONCILER_ARCHIVE_BUCKET")
-    if kind == "supabase":
-        if supabase_url is None:
-            raise ConfigError("SUPABASE_URL", "is required with RECONCILER_ARCHIVE=supabase")
-        if service_key is None:
-            raise ConfigError(
-                "SUPABASE_SERVICE_ROLE_KEY", "is required with RECONCILER_ARCHIVE=supabase"
-            )
-        if bucket is None:
-            raise ConfigError(
-                "RECONCILER_ARCHIVE_BUCKET", "is required with RECONCILER_ARCHIVE=supabase"
-            )
-    try:
-        if bucket is not None:
-            check_bucket_name(bucket)
-    except ObjectPathError as error:
-        raise ConfigError("RECONCILER_ARCHIVE_BUCKET", str(error)) from None
-    try:
-        path = ObjectPathTemplate.parse(
-            read.text("RECONCILER_ARCHIVE_PATH") or DEFAULT_PATH_TEMPLATE
-        )
-    except ObjectPathError as error:
-        raise ConfigError("RECONCILER_ARCHIVE_PATH", str(error)) from None
-    return ArchiveSettings(
-        kind="supabase" if kind == "supabase" else "off",
-        bucket=bucket,
-        path=path,
-        max_bytes=read.integer("RECONCILER_ARCHIVE_MAX_BYTES", 2 * 1024**3),
-        concurrency=read.integer("RECONCILER_ARCHIVE_CONCURRENCY", 2),
-        lease_seconds=read.seconds("RECONCILER_ARCHIVE_LEASE_SECONDS", 300.0, 1.0),
-        max_attempts=read.integer("RECONCILER_ARCHIVE_MAX_ATTEMPTS", 10),
-        retry_base_seconds=read.seconds("RECONCILER_ARCHIVE_RETRY_BASE_SECONDS", 30.0, 0.01),
-        retry_cap_seconds=read.seconds("RECONCILER_ARCHIVE_RETRY_CAP_SECONDS", 3600.0, 0.01),
-    )
 
 
 def load_settings(
     env: Mapping[str, str], *, require_runware: bool = True, serving: bool = True
 ) -> Settings:
-    """`serving`: the settings are for the HTTP service, which receives webhooks."""
-    read = _Reader(env)
-
-    database_url = read.text("DATABASE_URL")
-    if database_url is not None:
-        database_url = _url("DATABASE_URL", database_url, ("postgres", "postgresql"))
-    supabase_url = read.text("SUPABASE_URL")
-    if supabase_url is not None:
-        supabase_url = _url("SUPABASE_URL", supabase_url, ("http", "https"))
-    service_key = read.text("SUPABASE_SERVICE_ROLE_KEY")
-
-    chosen = (read.text("RECONCILER_TRANSPORT") or "auto").lower()
-    if chosen not in ("auto", "postgres", "supabase"):
-        raise ConfigError(
-            "RECONCILER_TRANSPORT", f"expected auto, postgres or supabase, got {chosen!r}"
-        )
-    transport: Transport
-    if chosen == "postgres" or (chosen == "auto" and database_url is not None):
-        transport = "postgres"
-        if database_url is None:
-            raise ConfigError("DATABASE_URL", "is required with RECONCILER_TRANSPORT=postgres")
-    else:
-        transport = "supabase"
-        if supabase_url is None:
-            raise ConfigError(
-                "SUPABASE_URL", "is required (or set DATABASE_URL for direct Postgres)"
-            )
-        if service_key is None:
-            raise ConfigError("SUPABASE_SERVICE_ROLE_KEY", "is required with SUPABASE_URL")
-
-    admin_token = read.text("RECONCILER_ADMIN_TOKEN")
-    if transport == "postgres" and admin_token is None and service_key is None:
-        raise ConfigError(
-            "RECONCILER_ADMIN_TOKEN",
-            "is required with DATABASE_URL (callers of the check endpoint present it)",
-        )
-
-    if require_runware:
-        runware_api_key = read.required("RUNWARE_API_KEY", "to ask Runware for job status")
-    else:
-        runware_api_key = read.text("RUNWARE_API_KEY") or ""
-    runware_api_url = _url(
-        "RUNWARE_API_URL",
-        read.text("RUNWARE_API_URL") or DEFAULT_RUNWARE_API_URL,
-        ("http", "https"),
-    )
-
-    hosts_raw = read.text("RECONCILER_ALLOWED_URL_HOSTS")
-    entries = (
-        [h.strip() for h in hosts_raw.split(",") if h.strip()]
-        if hosts_raw
-        else list(DEFAULT_ALLOWED_URL_HOSTS)
-    )
-    if not entries:
-        raise ConfigError("RECONCILER_ALLOWED_URL_HOSTS", "must name at least one host")
+    """The settings in `env` (and nothing else). `serving`: they are for the HTTP service,
+    which receives webhooks. Raises ConfigError naming the first bad setting."""
+    given: dict[str, Any] = {}
+    for field in Settings.model_fields.values():
+        name = _env_name(field)
+        value = env.get(name, "").strip()
+        if value:  # empty means unset, as `NAME=` in a .env file does
+            given[name] = value.lower() if _choices(field) else value
     try:
-        hosts = frozenset(parse_allowed_origin(entry) for entry in entries)
-    except ValueError as error:
-        raise ConfigError("RECONCILER_ALLOWED_URL_HOSTS", str(error)) from None
+        settings = Settings(**given)
+    except ValidationError as error:
+        raise _config_error(error) from None
+    _check_combinations(settings, require_runware=require_runware, serving=serving)
+    return settings
 
-    log_level = (read.text("RECONCILER_LOG_LEVEL") or "info").lower()
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(
-            "RECONCILER_LOG_LEVEL", f"expected debug, info, warning or error, got {log_level!r}"
-        )
-    log_format_raw = (read.text("RECONCILER_LOG_FORMAT") or "console").lower()
-    if log_format_raw not in ("console", "json"):
-        raise ConfigError(
-            "RECONCILER_LOG_FORMAT", f"expected console or json, got {log_format_raw!r}"
-        )
-    log_format: LogFormat = "json" if log_format_raw == "json" else "console"
 
-    webhook_secrets, insecure_webhooks = _webhook_secrets(read, serving)
-    verify = (read.text("RECONCILER_WEBHOOK_VERIFY") or "off").lower()
-    if verify not in ("off", "api"):
-        raise ConfigError("RECONCILER_WEBHOOK_VERIFY", f"expected off or api, got {verify!r}")
+# --- The declarations as documentation -----------------------------------------------------
 
-    feed_raw = (read.text("RECONCILER_FEED") or "auto").lower()
-    if feed_raw not in ("auto", "notify", "realtime", "off"):
-        raise ConfigError("RECONCILER_FEED", f"expected auto, realtime or off, got {feed_raw!r}")
-    # The app's changes arrive through the outbox its own transactions write, on both
-    # transports; realtime only makes them seen sooner. v0.1's `notify` (LISTEN/NOTIFY) is
-    # accepted and means `off`: a NOTIFY in the app's transaction cost it ~30% of its writes.
-    feed: FeedKind = (
-        "realtime"
-        if feed_raw == "realtime" or (feed_raw == "auto" and transport == "supabase")
-        else "off"
+
+def _default_text(field: FieldInfo) -> str:
+    """The default as one would write it in the environment ("" when there is none)."""
+    value = field.default
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def markdown_table() -> str:
+    """README.md's configuration table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field in Settings.model_fields.values():
+        default = _default_text(field)
+        shown = f"`{default}`" if default else "—"
+        rows.append(f"| `{_env_name(field)}` | {shown} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def env_example() -> str:
+    """`.env.example`: every setting with its help; those without a value to fill in are
+    commented out and show their default."""
+    lines = [
+        "# clip-reconciler settings: copy to .env, fill in the empty values, keep .env out of git.",
+        "# Generated from reconciler/config.py (python -m reconciler.config --env-example). Empty",
+        "# values stop start-up with one line naming what is missing; commented-out lines show the",
+        "# default.",
+    ]
+    for name, field in Settings.model_fields.items():
+        if name in _SECTIONS:
+            lines += ["", f"# --- {_SECTIONS[name]} ".ljust(95, "-")]
+        help_text = (field.description or "").replace("`", "")
+        lines += textwrap.wrap(help_text, 95, initial_indent="# ", subsequent_indent="# ")
+        value = "" if _extra(field, "fill_in") else _default_text(field)
+        lines.append(f"{'' if _extra(field, 'fill_in') else '# '}{_env_name(field)}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reconciler.config", description="Print the settings' documentation."
     )
-    if feed == "realtime" and (supabase_url is None or service_key is None):
-        raise ConfigError(
-            "RECONCILER_FEED", "realtime needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"
-        )
+    form = parser.add_mutually_exclusive_group(required=True)
+    form.add_argument("--markdown", action="store_true", help="README.md's configuration table")
+    form.add_argument("--env-example", action="store_true", help="the .env.example file")
+    args = parser.parse_args(argv)
+    sys.stdout.write(markdown_table() if args.markdown else env_example())
+    return 0
 
-    origins_raw = read.text("RECONCILER_CORS_ORIGINS")
-    origins = (
-        tuple(o.strip().rstrip("/") for o in origins_raw.split(",") if o.strip())
-        if origins_raw
-        else ()
-    )
-    for origin in origins:
-        if origin != "*":
-            _url("RECONCILER_CORS_ORIGINS", origin, ("http", "https"))
 
-    return Settings(
-        archive=_archive_settings(read, supabase_url, service_key),
-        supabase_jwt_secret=read.text("SUPABASE_JWT_SECRET"),
-        metrics_token=read.text("RECONCILER_METRICS_TOKEN"),
-        cors_origins=origins,
-        check_rate_per_minute=read.rate(
-            "RECONCILER_CHECK_RATE_PER_MINUTE", 60.0, 0.01, "of checks per minute"
-        ),
-        check_rate_burst=read.integer("RECONCILER_CHECK_RATE_BURST", 10),
-        service_check_rate_per_minute=read.rate(
-            "RECONCILER_SERVICE_CHECK_RATE_PER_MINUTE", 0.0, 0.0, "of checks per minute"
-        )
-        or None,
-        service_check_rate_burst=read.integer("RECONCILER_SERVICE_CHECK_RATE_BURST", 10),
-        jwks_min_refetch_seconds=read.seconds("RECONCILER_JWKS_MIN_REFETCH_SECONDS", 30.0),
-        jwt_leeway_seconds=read.seconds("RECONCILER_JWT_LEEWAY_SECONDS", 30.0),
-        webhook_max_tasks=read.integer("RECONCILER_WEBHOOK_MAX_TASKS", 1000),
-        engine=_flag(read, "RECONCILER_ENGINE", default=True),
-        feed=feed,
-        workers=read.integer("RECONCILER_WORKERS", 4),
-        poll_interval_seconds=read.seconds("RECONCILER_POLL_INTERVAL_SECONDS", 2.0, 0.01),
-        claim_batch=read.integer("RECONCILER_CLAIM_BATCH", 200),
-        lease_seconds=read.seconds("RECONCILER_LEASE_SECONDS", 60.0, 1.0),
-        backoff_base_seconds=read.seconds("RECONCILER_BACKOFF_BASE_SECONDS", 5.0, 0.01),
-        backoff_cap_seconds=read.seconds("RECONCILER_BACKOFF_CAP_SECONDS", 300.0, 0.01),
-        give_up_seconds=read.seconds("RECONCILER_GIVE_UP_SECONDS", 3600.0, 1.0),
-        sweep_on_start=_flag(read, "RECONCILER_SWEEP_ON_START", default=True),
-        sweep_interval_seconds=read.seconds("RECONCILER_SWEEP_INTERVAL_SECONDS", 300.0),
-        sweep_spread_seconds=read.seconds("RECONCILER_SWEEP_SPREAD_SECONDS", 60.0),
-        resync_interval_seconds=read.seconds("RECONCILER_RESYNC_INTERVAL_SECONDS", 86400.0),
-        retention_days=read.number(
-            "RECONCILER_RETENTION_DAYS", 7.0, float, 0.0001, "a number of days"
-        ),
-        runware_requests_per_second=read.rate(
-            "RECONCILER_RUNWARE_REQUESTS_PER_SECOND", 5.0, 0.01, "of requests per second"
-        ),
-        shutdown_seconds=read.seconds("RECONCILER_SHUTDOWN_SECONDS", 10.0, 0.1),
-        webhook_secrets=webhook_secrets,
-        insecure_webhooks=insecure_webhooks,
-        webhook_verify="api" if verify == "api" else "off",
-        webhook_max_bytes=read.integer("RECONCILER_WEBHOOK_MAX_BYTES", 256 * 1024),
-        transport=transport,
-        database_url=database_url,
-        supabase_url=supabase_url,
-        supabase_service_role_key=service_key,
-        admin_token=admin_token,
-        runware_api_key=runware_api_key,
-        runware_api_url=runware_api_url,
-        port=read.integer("PORT", 8000, minimum=0),
-        batch_size=read.integer("RECONCILER_BATCH_SIZE", 50),
-        runware_concurrency=read.integer("RECONCILER_RUNWARE_CONCURRENCY", 4),
-        runware_max_retries=read.integer("RECONCILER_RUNWARE_MAX_RETRIES", 4, minimum=0),
-        runware_timeout_seconds=read.seconds("RECONCILER_RUNWARE_TIMEOUT_SECONDS", 30.0, 0.1),
-        first_check_delay_seconds=read.seconds("RECONCILER_FIRST_CHECK_DELAY_SECONDS", 30.0),
-        unknown_task_grace_seconds=read.seconds("RECONCILER_UNKNOWN_TASK_GRACE_SECONDS", 600.0),
-        allowed_url_hosts=hosts,
-        db_pool_size=read.integer("RECONCILER_DB_POOL_SIZE", 10),
-        log_level=log_level,
-        log_format=log_format,
-    )
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from reconciler.checker import ClipChecker
-from reconciler.clips import FAILED, CheckError, Processing, decide
+from reconciler.clips import Processing, decide_pending_job
+from reconciler.clock import SYSTEM_CLOCK, Clock, wait_or_timeout
+from reconciler.config import DEFAULTS
 from reconciler.observability.context import log_context
 from reconciler.observability.observer import NullObserver, Observer
 from reconciler.ports import (
@@ -60,32 +62,38 @@ def new_owner_id() -> str:
 
 @dataclass(frozen=True)
 class EnginePolicy:
-    workers: int = 4
-    poll_interval_seconds: float = 2.0
-    claim_batch: int = 200
-    lease_seconds: float = 60.0
-    sweep_on_start: bool = True
-    sweep_interval_seconds: float = 300.0  # 0: no periodic sweep
+    # Defaults of settings: their declarations (reconciler/config.py), written once there.
+    workers: int = DEFAULTS.workers
+    poll_interval_seconds: float = DEFAULTS.poll_interval_seconds
+    claim_batch: int = DEFAULTS.claim_batch
+    lease_seconds: float = DEFAULTS.lease_seconds
+    sweep_on_start: bool = DEFAULTS.sweep_on_start
+    sweep_interval_seconds: float = DEFAULTS.sweep_interval_seconds  # 0: no periodic sweep
     sweep_page_size: int = 500
     # Jobs a sweep finds untracked become due over this window, not all at once.
-    sweep_spread_seconds: float = 60.0
+    sweep_spread_seconds: float = DEFAULTS.sweep_spread_seconds
     # Settled jobs and never-claimed parked results are forgotten after this (after sweeps).
-    retention_seconds: float = 7 * 86400.0
+    retention_seconds: float = DEFAULTS.retention_days * 86400
     purge_batch: int = 10_000
     # Outbox rows (projects the app changed) reconciled per call.
     drain_batch: int = 500
     # Full scan of `projects` for writes the trigger never saw; 0: never. Throttled: a page,
     # then a pause, so it never competes with the app for long.
-    resync_interval_seconds: float = 86400.0
+    resync_interval_seconds: float = DEFAULTS.resync_interval_seconds
     resync_page_size: int = 500
     resync_pause_seconds: float = 0.2
-    poll: PollPolicy = field(default_factory=PollPolicy)
+    poll: PollPolicy = field(
+        default_factory=lambda: PollPolicy(
+            backoff_base_seconds=DEFAULTS.backoff_base_seconds,
+            backoff_cap_seconds=DEFAULTS.backoff_cap_seconds,
+            give_up_after_seconds=DEFAULTS.give_up_seconds,
+        )
+    )
 
 
 @dataclass
 class EngineStats:
     reconciles: int = 0
-    poll_rounds: int = 0
     jobs_polled: int = 0
     results_written: int = 0
     gave_up: int = 0
@@ -120,6 +128,7 @@ class Engine:
         owner: str | None = None,
         rng: random.Random | None = None,
         observer: Observer | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._checker = checker
@@ -129,6 +138,8 @@ class Engine:
         self.owner = owner or new_owner_id()
         self._rng = rng or random.Random()
         self._observer = observer or NullObserver()
+        # Every wait of the engine's own (intervals, pauses, lease renewal): tests advance it.
+        self._clock = clock
         self.queue: WorkQueue[UUID] = WorkQueue()
         self.stats = EngineStats()
         # Jobs claimed by this process in the current poll round and not yet finished (a gauge
@@ -166,12 +177,14 @@ class Engine:
 
     # --- Reconciling one project ----------------------------------------------------------------
 
-    async def reconcile(self, project_id: UUID) -> None:
-        """Re-read the project: parked results applied, every pending job tracked."""
+    async def reread_project(self, project_id: UUID, spread_seconds: float = 0.0) -> None:
+        """Re-read one project in the database (I5): results that came first applied, every
+        pending job tracked, a new one first due after the first-check delay plus a random
+        share of `spread_seconds`. Timed and counted: workers and sweeps both come here."""
         started = time.perf_counter()
         try:
-            snapshot = await self._store.read_project(
-                project_id, self._check_policy.first_check_delay_seconds
+            snapshot = await self._store.sync_project(
+                project_id, self._check_policy.first_check_delay_seconds, spread_seconds
             )
         finally:
             self._observer.reconcile_finished(time.perf_counter() - started)
@@ -188,7 +201,7 @@ class Engine:
                 return
             with log_context(project_id=project_id):
                 try:
-                    await self.reconcile(project_id)
+                    await self.reread_project(project_id)
                 except StoreRejected as error:
                     # The same input gets the same refusal: retrying would spin. Sweeps and the
                     # resync look at the project again.
@@ -234,7 +247,6 @@ class Engine:
         finally:
             self.leases_held -= len(jobs)
             self._observer.poll_round_finished(time.perf_counter() - started)
-        self.stats.poll_rounds += 1
         self.stats.jobs_polled += len(jobs)
         return len(jobs)
 
@@ -246,25 +258,22 @@ class Engine:
         trouble: str | None = None
         answered = False
         for job in jobs:
-            status = statuses.get(job.job_id, CheckError("Runware gave no answer for this job"))
-            decision = decide(
+            decision = decide_pending_job(
                 job.job_id,
-                status,
+                statuses,
                 job_age_seconds=job.age_seconds,
                 unknown_task_grace_seconds=self._check_policy.unknown_task_grace_seconds,
                 url_policy=self._check_policy.url_policy,
+                give_up=poll,
             )
             if decision.check_failed:
                 trouble = decision.error
                 self.stats.check_failures += 1
             else:
                 answered = True
-            result, reason = decision.write, decision.error
-            if result is None and poll.gives_up(job.age_seconds) and not decision.check_failed:
-                # Only Runware's own answers ("still working", unknown past the grace) give up:
-                # a check that failed on our side says nothing about the video (I11).
-                result, reason = FAILED, poll.give_up_reason(job.age_seconds, decision.error)
+            if decision.gave_up:
                 self.stats.gave_up += 1
+            status = statuses.get(job.job_id)
             # Also used when a result cannot be written (the database refused the project).
             delay = poll.next_check_in(
                 job.attempts,
@@ -272,7 +281,9 @@ class Engine:
                 age_seconds=job.age_seconds,
                 progress=status.progress if isinstance(status, Processing) else None,
             )
-            outcomes.append(PollOutcome(job.project_id, job.job_id, result, reason, delay))
+            outcomes.append(
+                PollOutcome(job.project_id, job.job_id, decision.write, decision.error, delay)
+            )
         self._note_check_trouble(trouble if not answered else None, trouble)
         # One call writes the round: results per project (each on its own), reasons, next
         # checks, leases released.
@@ -302,7 +313,7 @@ class Engine:
 
         async def renew() -> None:
             while True:
-                await asyncio.sleep(self._policy.lease_seconds / 3)
+                await self._clock.sleep(self._policy.lease_seconds / 3)
                 try:
                     await self._store.renew_leases(self.owner, self._policy.lease_seconds)
                 except Exception as error:
@@ -331,8 +342,7 @@ class Engine:
             if claimed >= self._policy.claim_batch:
                 continue  # more may be due right now
             interval = self._policy.poll_interval_seconds * (0.75 + self._rng.random() / 2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_poller.wait(), interval)
+            await wait_or_timeout(self._clock, self._wake_poller, interval)
             self._wake_poller.clear()
 
     # --- Draining what the app changed ---------------------------------------------------------
@@ -371,16 +381,19 @@ class Engine:
                 self.stats.errors += 1
                 log.exception("draining changes failed")
             interval = self._policy.poll_interval_seconds * (0.75 + self._rng.random() / 2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_drainer.wait(), interval)
+            await wait_or_timeout(self._clock, self._wake_drainer, interval)
             self._wake_drainer.clear()
 
     # --- Sweeping -------------------------------------------------------------------------------
 
     async def sweep_once(self, on_page: Callable[[int], None] | None = None) -> int:
-        """Drain the outbox, then reconcile every project with unsettled jobs, page by page
+        """Drain the outbox, then re-read every project with unsettled jobs, page by page
         (our own rows: the cost follows what is pending, not the size of `projects`); returns
-        how many projects were reconciled."""
+        how many projects were re-read.
+
+        Each project goes through `reread_project`, as a worker's would, but awaited here
+        rather than queued: `reconciler sweep` runs no workers and reports progress per page,
+        and a sweep of thousands of projects must not crowd the hints out of the queue."""
         await self.drain_once()
         policy = self._policy
         after: UUID | None = None
@@ -391,11 +404,7 @@ class Engine:
                 break
             for project_id in page:
                 try:
-                    await self._store.read_project(
-                        project_id,
-                        self._check_policy.first_check_delay_seconds,
-                        policy.sweep_spread_seconds,
-                    )
+                    await self.reread_project(project_id, policy.sweep_spread_seconds)
                 except StoreRejected as error:
                     # Restarting the sweep would meet the same project again, forever (I10).
                     self._skip(project_id, str(error))
@@ -434,7 +443,7 @@ class Engine:
                 break
             after = page.last
             if pause > 0:
-                await asyncio.sleep(pause)
+                await self._clock.sleep(pause)
         self.stats.resyncs += 1
         self._wake_poller.set()
         return scanned
@@ -444,7 +453,7 @@ class Engine:
         while True:
             # The migration back-fills what exists when it runs: the first resync can wait a
             # whole interval. Jittered, so replicas started together do not scan together.
-            await asyncio.sleep(interval * (0.9 + self._rng.random() / 5))
+            await self._clock.sleep(interval * (0.9 + self._rng.random() / 5))
             try:
                 scanned = await self.resync_once()
                 log.info("resync: scanned %d projects", scanned)
@@ -461,8 +470,7 @@ class Engine:
         interval = self._policy.sweep_interval_seconds
         while True:
             timeout = interval * (0.9 + self._rng.random() / 5) if interval > 0 else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sweep_requested.wait(), timeout)
+            await wait_or_timeout(self._clock, self._sweep_requested, timeout)
             self._sweep_requested.clear()
             try:
                 swept = await self.sweep_once()
@@ -479,7 +487,7 @@ class Engine:
             except (StoreUnavailable, StoreRejected) as error:
                 self.stats.errors += 1
                 log.warning("sweep failed, retrying: %s", error)
-                await asyncio.sleep(_RETRY_AFTER_STORE_ERROR_SECONDS)
+                await self._clock.sleep(_RETRY_AFTER_STORE_ERROR_SECONDS)
                 self._sweep_requested.set()
             except Exception:
                 self.stats.errors += 1

@@ -24,7 +24,13 @@ from reconciler.clips import (
     untrackable_reason,
 )
 from reconciler.observability.context import log_context
-from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
+from reconciler.ports import (
+    TASK_OUTCOMES,
+    RunwareApi,
+    RunwareCredentialsRejected,
+    Store,
+    WebhookOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +39,26 @@ class ConfirmationUnavailable(Exception):
     """Runware could not confirm the result now; the sender should retry later."""
 
 
+def _no_jobs_yet() -> dict[WebhookOutcome, list[str]]:
+    return {outcome: [] for outcome in TASK_OUTCOMES if outcome is not WebhookOutcome.REJECTED}
+
+
 @dataclass
 class WebhookReport:
-    applied: list[str] = field(default_factory=list)
-    parked: list[str] = field(default_factory=list)
-    duplicate: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
+    """What became of each task a body named, by outcome (`TASK_OUTCOMES`); a rejected task
+    comes with why its result was not written."""
+
+    jobs: dict[WebhookOutcome, list[str]] = field(default_factory=_no_jobs_yet)
     rejected: dict[str, str] = field(default_factory=dict)
 
+    def counts(self) -> dict[WebhookOutcome, int]:
+        return {outcome: len(self._named(outcome)) for outcome in TASK_OUTCOMES}
+
     def as_json(self) -> dict[str, object]:
-        return {
-            "applied": self.applied,
-            "parked": self.parked,
-            "duplicate": self.duplicate,
-            "ignored": self.ignored,
-            "rejected": self.rejected,
-        }
+        return {outcome.value: self._named(outcome) for outcome in TASK_OUTCOMES}
+
+    def _named(self, outcome: WebhookOutcome) -> list[str] | dict[str, str]:
+        return self.rejected if outcome is WebhookOutcome.REJECTED else self.jobs[outcome]
 
 
 class WebhookIngestor:
@@ -100,13 +110,13 @@ class WebhookIngestor:
                 outcome = await self._store.ingest_result(
                     job_id, url, None, self._first_check_delay_seconds
                 )
-            case Failed(code=code, message=message):
+            case Failed():
                 outcome = await self._store.ingest_result(
-                    job_id, FAILED, f"{code}: {message}", self._first_check_delay_seconds
+                    job_id, FAILED, status.reason, self._first_check_delay_seconds
                 )
             case UnknownTask() | Processing() | CheckError():
                 # Not a result: progress, or something only polling can settle (with its grace
                 # period for unknown tasks).
-                report.ignored.append(job_id)
+                report.jobs[WebhookOutcome.IGNORED].append(job_id)
                 return
-        getattr(report, outcome.kind).append(job_id)
+        report.jobs[outcome.kind].append(job_id)

@@ -1,12 +1,14 @@
 """The service's I/O edges as Protocols, and the values that cross them.
 
-Adapters (store/, runware.py) implement these; the domain and the use cases depend only on them.
+Adapters (store/, runware/client.py) implement these; the domain and the use cases depend only
+on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
@@ -20,6 +22,11 @@ class StoreUnavailable(Exception):
 
 class StoreRejected(Exception):
     """The database refused the call's input (a bug in the caller, never retried)."""
+
+
+class UnexpectedStoreAnswer(StoreUnavailable):
+    """The database answered something this version does not know (its SQL functions and this
+    code out of step, e.g. mid-deploy). Treated as an outage: retried, never a 500."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +61,35 @@ class ApplyOutcome:
     clips: dict[str, Any]
 
 
-IngestKind = Literal["applied", "parked", "duplicate"]
+class WebhookOutcome(StrEnum):
+    """What became of a webhook: per task named in an accepted body, or per request refused
+    before anything was stored. The values are the metric labels and the answer's JSON keys."""
+
+    # Per task. The first three are what the SQL function `reconciler_ingest_result` answers.
+    APPLIED = "applied"  # written to every project holding the job
+    PARKED = "parked"  # kept for a project that does not hold the job yet (I3)
+    DUPLICATE = "duplicate"  # already known
+    IGNORED = "ignored"  # not a result: progress, or something only polling can settle
+    REJECTED = "rejected"  # not written: its video URL or job id was refused
+    # Per request.
+    UNAUTHORIZED = "unauthorized"
+    TOO_LARGE = "too_large"
+    INVALID = "invalid"
+    UNAVAILABLE = "unavailable"
+
+
+# What storing a result can come to: the only outcomes `Store.ingest_result` returns.
+STORED_OUTCOMES = (WebhookOutcome.APPLIED, WebhookOutcome.PARKED, WebhookOutcome.DUPLICATE)
+# One count per task an accepted body named.
+TASK_OUTCOMES = (*STORED_OUTCOMES, WebhookOutcome.IGNORED, WebhookOutcome.REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
     """What happened to a webhook result: written (to these projects), kept for a project
-    that does not hold the job yet, or already known."""
+    that does not hold the job yet, or already known (one of `STORED_OUTCOMES`)."""
 
-    kind: IngestKind
+    kind: WebhookOutcome
     project_ids: tuple[UUID, ...] = ()
 
 
@@ -118,23 +145,10 @@ class PendingStats:
     changes_waiting: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class JobState:
-    job_id: str
-    project_id: UUID
-    attempts: int
-    age_seconds: float
-    next_check_in_seconds: float
-    lease_owner: str | None
-    last_error: str | None
-    settled: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class Store(Protocol):
     """Every database operation the reconciler performs; each is one SQL function call."""
 
-    async def read_project(
+    async def sync_project(
         self,
         project_id: UUID,
         first_check_delay_seconds: float,
@@ -142,9 +156,11 @@ class Store(Protocol):
         *,
         track: bool = True,
     ) -> ProjectSnapshot | None:
-        """Apply parked results, start tracking new pending jobs (with `track`), return the
-        stored clips. A newly tracked job is first due after the delay plus a random share of
-        the spread."""
+        """Bring our tracking in step with the project's row and return its clips: apply parked
+        results to it (a write), start tracking new pending jobs (with `track`). Named for
+        what it does, not after the SQL function it calls (`reconciler_read_project`, a name
+        released migrations fixed). A newly tracked job is first due after the delay plus a
+        random share of the spread."""
         ...
 
     async def track_jobs(
@@ -199,8 +215,6 @@ class Store(Protocol):
     async def renew_leases(self, owner: str, lease_seconds: float) -> int: ...
 
     async def release_leases(self, owner: str) -> int: ...
-
-    async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]: ...
 
     async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]: ...
 

@@ -8,7 +8,10 @@ import signal
 import subprocess
 import sys
 
+# Everything the reconciler reads from its environment (reconciler/config.py): a setting of
+# the machine running the tests must not leak into a process a test starts.
 _SETTING_PREFIXES = ("SUPABASE", "DATABASE", "RUNWARE", "RECONCILER")
+_SETTING_NAMES = ("PORT",)
 # After the kill, how long to read what is left of the output: the whole group is dead then,
 # so only a process that left it (setsid) could still hold the pipes open.
 _DRAIN_SECONDS = 10.0
@@ -16,7 +19,11 @@ _DRAIN_SECONDS = 10.0
 
 def clean_environment(settings: dict[str, str]) -> dict[str, str]:
     """This process's environment without any reconciler setting, plus `settings`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_SETTING_PREFIXES)}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SETTING_PREFIXES) and k not in _SETTING_NAMES
+    }
     return base | settings
 
 

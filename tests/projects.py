@@ -8,13 +8,17 @@ from uuid import UUID, uuid4
 import asyncpg
 
 
-async def new_project(db: asyncpg.Connection, clips: dict[str, Any], name: str = "") -> UUID:
+async def new_project(
+    db: asyncpg.Connection, clips: dict[str, Any], name: str = "", owner: UUID | None = None
+) -> UUID:
+    """`owner` is the row's user_id: the user the app's row-level security lets read it."""
     project_id = uuid4()
     await db.execute(
-        "insert into public.projects (id, name, clips) values ($1, $2, $3)",
+        "insert into public.projects (id, name, clips, user_id) values ($1, $2, $3, $4)",
         project_id,
         name,
         clips,
+        owner,
     )
     return project_id
 

@@ -147,10 +147,11 @@ class RealtimeFeed:
     bounds the wait for the server's ready message before the resync. `queue_size` bounds
     events waiting for the consumer.
 
-    Counters for metrics: `rebuilds` (clients thrown away and replaced), `events_received`
-    (change payloads delivered by realtime-py), `callback_errors` (events or hints that failed
-    and were skipped), `events_dropped` (events lost to a full queue; each run of them ends in
-    a resync once the queue has drained).
+    Counters, which `GET /metrics` exports as `reconciler_feed_*_total` (see
+    observability/metrics.py, `FeedCounters`): `rebuilds` (clients thrown away and replaced),
+    `events_received` (change payloads delivered by realtime-py), `callback_errors` (events or
+    hints that failed and were skipped), `events_dropped` (events lost to a full queue; each
+    run of them ends in a resync once the queue has drained).
     """
 
     def __init__(

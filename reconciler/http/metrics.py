@@ -8,12 +8,11 @@ as a bearer token (Prometheus: `authorization: {credentials: …}`).
 
 from __future__ import annotations
 
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import Response
 
 from reconciler.http.requests import bearer_token
-from reconciler.observability.metrics import ServiceMetrics
+from reconciler.observability.metrics import CONTENT_TYPE, ServiceMetrics
 from reconciler.tokens import matches_any
 
 
@@ -22,6 +21,4 @@ async def metrics(request: Request) -> Response:
     if token and not matches_any(bearer_token(request), (token,)):
         return Response("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
     service_metrics: ServiceMetrics = request.app.state.metrics
-    # The classic text format (0.0.4), which every Prometheus version scrapes; the metric
-    # names need none of what the newer 1.0.0 variant adds.
-    return Response(await service_metrics.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return Response(await service_metrics.render(), media_type=CONTENT_TYPE)

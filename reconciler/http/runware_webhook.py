@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from reconciler.http.requests import BodyTooLarge, read_capped_body
 from reconciler.ingest import ConfirmationUnavailable, WebhookReport
 from reconciler.observability.observer import Observer
-from reconciler.ports import StoreRejected, StoreUnavailable
+from reconciler.ports import StoreRejected, StoreUnavailable, WebhookOutcome
 from reconciler.runware.payloads import TooManyTasks, parse_webhook_body
 from reconciler.services import Services
 from reconciler.tokens import matches_any
@@ -26,11 +26,8 @@ def _error(status: int, message: str, **extra: object) -> JSONResponse:
 
 def _count_outcomes(observer: Observer, report: WebhookReport) -> None:
     """One per task the body named, by what became of it."""
-    observer.webhook("applied", len(report.applied))
-    observer.webhook("parked", len(report.parked))
-    observer.webhook("duplicate", len(report.duplicate))
-    observer.webhook("ignored", len(report.ignored))
-    observer.webhook("rejected", len(report.rejected))
+    for outcome, count in report.counts().items():
+        observer.webhook(outcome, count)
 
 
 async def runware_webhook(request: Request) -> Response:
@@ -39,35 +36,35 @@ async def runware_webhook(request: Request) -> Response:
     # The token travels in the query string; it is never logged (see http/access_log.py).
     authenticated = matches_any(request.query_params.get("token"), settings.webhook_secrets)
     if not authenticated and (settings.webhook_secrets or not settings.insecure_webhooks):
-        services.observer.webhook("unauthorized")
+        services.observer.webhook(WebhookOutcome.UNAUTHORIZED)
         return _error(401, "missing or invalid token")
     try:
         raw = await read_capped_body(request, settings.webhook_max_bytes)
     except BodyTooLarge:
-        services.observer.webhook("too_large")
+        services.observer.webhook(WebhookOutcome.TOO_LARGE)
         return _error(413, f"body over {settings.webhook_max_bytes} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
-        services.observer.webhook("invalid")
+        services.observer.webhook(WebhookOutcome.INVALID)
         return _error(400, "body is not valid JSON")
     try:
         statuses = parse_webhook_body(body, settings.webhook_max_tasks)
     except TooManyTasks as error:
-        services.observer.webhook("too_large")
+        services.observer.webhook(WebhookOutcome.TOO_LARGE)
         return _error(413, f"{error} (RECONCILER_WEBHOOK_MAX_TASKS); nothing was stored")
     if statuses is None:
-        services.observer.webhook("invalid")
+        services.observer.webhook(WebhookOutcome.INVALID)
         return _error(400, "body names no taskUUID")
     try:
         report = await services.webhooks.ingest(statuses)
     except (StoreUnavailable, ConfirmationUnavailable) as error:
         log.warning("webhook not stored, asking Runware to retry: %s", error)
-        services.observer.webhook("unavailable")
+        services.observer.webhook(WebhookOutcome.UNAVAILABLE)
         return _error(503, "not stored yet, retry later")
     except StoreRejected as error:
         log.error("webhook rejected by the database: %s", error)
-        services.observer.webhook("invalid")
+        services.observer.webhook(WebhookOutcome.INVALID)
         return _error(400, "result rejected")
     _count_outcomes(services.observer, report)
     if report.rejected:

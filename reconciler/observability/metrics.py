@@ -19,13 +19,16 @@ from typing import Protocol, get_args, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 
-from reconciler.observability.observer import WebhookOutcome
 from reconciler.observability.pending import PendingStatsCache, PendingStatsSource
-from reconciler.ports import ArchiveStats, FeedState
+from reconciler.ports import TASK_OUTCOMES, ArchiveStats, FeedState, WebhookOutcome
 
 PREFIX = "reconciler_"
+# The classic text format (0.0.4), which every Prometheus version scrapes; the metric names
+# need none of what the newer 1.0.0 variant adds.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 # Reconciling a project is one or two SQL calls; a poll round includes Runware's answer time.
 _RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -74,6 +77,10 @@ class FeedCounters(Protocol):
     def rebuilds(self) -> int: ...
     @property
     def events_received(self) -> int: ...
+    @property
+    def callback_errors(self) -> int: ...
+    @property
+    def events_dropped(self) -> int: ...
 
 
 class EngineReadings(Protocol):
@@ -99,12 +106,13 @@ class ServiceMetrics:
         self._pending_cache_seconds = pending_cache_seconds
         self._webhooks = Counter(
             f"{PREFIX}webhooks",
-            "Webhook outcomes: per task for accepted bodies (applied, parked, duplicate, "
-            "ignored, rejected), per request for refused ones.",
+            "Webhook outcomes: per task for accepted bodies ("
+            + ", ".join(TASK_OUTCOMES)
+            + "), per request for refused ones.",
             ["outcome"],
             registry=self.registry,
         )
-        for outcome in get_args(WebhookOutcome):
+        for outcome in WebhookOutcome:
             self._webhooks.labels(outcome)  # every outcome present from the start, at 0
         self._runware_requests = Counter(
             f"{PREFIX}runware_requests",
@@ -155,7 +163,8 @@ class ServiceMetrics:
         self.registry.register(_ArchiveCollector(worker))
 
     async def render(self) -> bytes:
-        """The exposition text; reads the database first (cached), then everything else."""
+        """The exposition text (`CONTENT_TYPE`); reads the database first (cached), then
+        everything else."""
         if self._state.pending is not None:
             await self._state.pending.refresh()
         return generate_latest(self.registry)
@@ -275,6 +284,16 @@ def _feed_series(engine: EngineReadings) -> Iterator[Metric]:
         )
         yield _counter(
             "feed_events", "Change notifications the feed received.", feed.events_received
+        )
+        yield _counter(
+            "feed_callback_errors",
+            "Change notifications or hints that failed and were skipped.",
+            feed.callback_errors,
+        )
+        yield _counter(
+            "feed_events_dropped",
+            "Change notifications lost to a full queue (each run of them ends in a sweep).",
+            feed.events_dropped,
         )
 
 

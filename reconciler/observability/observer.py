@@ -7,21 +7,9 @@ feeds' counters, the queue) are read at scrape time instead and do not pass thro
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
-WebhookOutcome = Literal[
-    # per task named in an accepted body
-    "applied",
-    "parked",
-    "duplicate",
-    "ignored",
-    "rejected",
-    # per request refused before anything was stored
-    "unauthorized",
-    "too_large",
-    "invalid",
-    "unavailable",
-]
+from reconciler.ports import WebhookOutcome
 
 
 class Observer(Protocol):

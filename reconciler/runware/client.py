@@ -29,11 +29,10 @@ from reconciler.clips import (
     TaskStatus,
     status_from_error,
 )
+from reconciler.config import DEFAULTS
 from reconciler.ports import RunwareCredentialsRejected
 from reconciler.ratelimit import TokenBucket
 from reconciler.runware.payloads import Envelope, describe_errors, statuses_named
-
-DEFAULT_API_URL = "https://api.runware.ai/v1"
 
 _CREDENTIAL_STATUSES = frozenset({401, 402, 403})
 _USER_AGENT = "clip-reconciler"
@@ -117,13 +116,13 @@ class RunwareClient:
         api_url: str,
         api_key: str,
         *,
-        batch_size: int = 50,
-        max_in_flight: int = 4,
-        max_retries: int = 4,
+        batch_size: int = DEFAULTS.batch_size,
+        max_in_flight: int = DEFAULTS.runware_concurrency,
+        max_retries: int = DEFAULTS.runware_max_retries,
         backoff_base_seconds: float = 1.0,
         backoff_cap_seconds: float = 30.0,
         max_retry_after_seconds: float = 120.0,
-        timeout_seconds: float = 30.0,
+        timeout_seconds: float = DEFAULTS.runware_timeout_seconds,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         # Told each request's HTTP status, or None when no answer came (network error).

@@ -1,13 +1,16 @@
-"""The catalogue of SQL functions the reconciler calls: names, parameters and their types.
+"""The catalogue of SQL functions the reconciler calls: each function's name, its arguments
+and their types, written here once.
 
-Both transports read this one table: the Postgres adapter to build `select public.fn(p => $1)`,
-the Supabase adapter to name the RPC and its arguments. The SQL itself lives in
-`supabase/migrations/`.
+Both transports read it (the Postgres adapter builds `select public.fn(p_a => $1, …)`, the
+Supabase adapter names the RPC and its arguments), `FunctionStore` binds its values through it
+(`bind` refuses a missing or unknown argument), and the tests check it against `pg_proc`. The
+SQL itself lives in `supabase/migrations/`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # SQLSTATE classes that mean "this input cannot be stored", whichever transport carried it:
 # data exceptions (22), our functions' own RAISE (P0) and program limits (54: e.g. a clip key too
@@ -15,131 +18,172 @@ from dataclasses import dataclass
 # skipped and recorded — not StoreUnavailable, which is retried as an outage.
 REJECTED_SQLSTATE_CLASSES = ("22", "P0", "54")
 
+# Every argument of ours is `p_<name>` in SQL, so that it never reads as a column name inside
+# the function body; Python code names it without the prefix.
+ARGUMENT_PREFIX = "p_"
+
 
 @dataclass(frozen=True, slots=True)
 class SqlFunction:
     name: str
-    params: tuple[tuple[str, str], ...]  # (argument name, PostgreSQL type)
+    # (argument name as Python code says it, without the prefix; PostgreSQL type)
+    arguments: tuple[tuple[str, str], ...]
 
     @property
     def argument_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.params)
+        """The arguments' names in SQL, in declaration order."""
+        return tuple(ARGUMENT_PREFIX + name for name, _ in self.arguments)
+
+    @property
+    def argument_types(self) -> tuple[str, ...]:
+        return tuple(pg_type for _, pg_type in self.arguments)
+
+    def bind(self, **values: Any) -> dict[str, Any]:
+        """The call's arguments keyed by their SQL names; every catalogued argument exactly
+        once, so a call that drifts from the catalogue fails at once, by name."""
+        expected = [name for name, _ in self.arguments]
+        if set(values) != set(expected):
+            raise TypeError(
+                f"{self.name} takes {', '.join(expected) or 'no arguments'};"
+                f" got {', '.join(sorted(values)) or 'none'}"
+            )
+        return {ARGUMENT_PREFIX + name: values[name] for name in expected}
 
 
 READ_PROJECT = SqlFunction(
     "reconciler_read_project",
     (
-        ("p_project_id", "uuid"),
-        ("p_first_check_delay_seconds", "double precision"),
-        ("p_spread_seconds", "double precision"),
-        ("p_track", "boolean"),
+        ("project_id", "uuid"),
+        ("first_check_delay_seconds", "double precision"),
+        ("spread_seconds", "double precision"),
+        ("track", "boolean"),
     ),
 )
 TRACK_JOBS = SqlFunction(
     "reconciler_track_jobs",
     (
-        ("p_project_id", "uuid"),
-        ("p_job_ids", "text[]"),
-        ("p_first_check_delay_seconds", "double precision"),
+        ("project_id", "uuid"),
+        ("job_ids", "text[]"),
+        ("first_check_delay_seconds", "double precision"),
     ),
 )
 APPLY_RESULTS = SqlFunction(
-    "reconciler_apply_results", (("p_project_id", "uuid"), ("p_results", "jsonb"))
+    "reconciler_apply_results", (("project_id", "uuid"), ("results", "jsonb"))
 )
-CALLER_CAN_SEE_PROJECT = SqlFunction(
-    "reconciler_caller_can_see_project", (("p_project_id", "uuid"),)
-)
+CALLER_CAN_SEE_PROJECT = SqlFunction("reconciler_caller_can_see_project", (("project_id", "uuid"),))
 INGEST_RESULT = SqlFunction(
     "reconciler_ingest_result",
     (
-        ("p_job_id", "text"),
-        ("p_result", "text"),
-        ("p_reason", "text"),
-        ("p_first_check_delay_seconds", "double precision"),
+        ("job_id", "text"),
+        ("result", "text"),
+        ("reason", "text"),
+        ("first_check_delay_seconds", "double precision"),
     ),
 )
-NOTE_JOB_ERROR = SqlFunction(
-    "reconciler_note_job_error", (("p_job_id", "text"), ("p_error", "text"))
-)
+NOTE_JOB_ERROR = SqlFunction("reconciler_note_job_error", (("job_id", "text"), ("error", "text")))
 CLAIM_DUE_JOBS = SqlFunction(
     "reconciler_claim_due_jobs",
-    (("p_owner", "text"), ("p_limit", "integer"), ("p_lease_seconds", "double precision")),
+    (("owner", "text"), ("limit", "integer"), ("lease_seconds", "double precision")),
 )
-FINISH_ROUND = SqlFunction(
-    "reconciler_finish_round", (("p_owner", "text"), ("p_outcomes", "jsonb"))
-)
+FINISH_ROUND = SqlFunction("reconciler_finish_round", (("owner", "text"), ("outcomes", "jsonb")))
 DRAIN_CHANGES = SqlFunction(
     "reconciler_drain_changes",
     (
-        ("p_limit", "integer"),
-        ("p_first_check_delay_seconds", "double precision"),
-        ("p_spread_seconds", "double precision"),
+        ("limit", "integer"),
+        ("first_check_delay_seconds", "double precision"),
+        ("spread_seconds", "double precision"),
     ),
 )
 RESYNC_PAGE = SqlFunction(
     "reconciler_resync_page",
     (
-        ("p_after", "uuid"),
-        ("p_limit", "integer"),
-        ("p_first_check_delay_seconds", "double precision"),
-        ("p_spread_seconds", "double precision"),
+        ("after", "uuid"),
+        ("limit", "integer"),
+        ("first_check_delay_seconds", "double precision"),
+        ("spread_seconds", "double precision"),
     ),
 )
 RENEW_LEASES = SqlFunction(
-    "reconciler_renew_leases", (("p_owner", "text"), ("p_lease_seconds", "double precision"))
+    "reconciler_renew_leases", (("owner", "text"), ("lease_seconds", "double precision"))
 )
-RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("p_owner", "text"),))
-JOB_STATES = SqlFunction("reconciler_job_states", (("p_job_ids", "text[]"),))
+RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("owner", "text"),))
 PURGE = SqlFunction(
-    "reconciler_purge", (("p_older_than_seconds", "double precision"), ("p_limit", "integer"))
+    "reconciler_purge", (("older_than_seconds", "double precision"), ("limit", "integer"))
 )
 PROJECTS_WITH_PENDING = SqlFunction(
-    "reconciler_projects_with_pending", (("p_after", "uuid"), ("p_limit", "integer"))
+    "reconciler_projects_with_pending", (("after", "uuid"), ("limit", "integer"))
 )
 PENDING_STATS = SqlFunction("reconciler_pending_stats", ())
 
 # --- Archiving (20261202100000_clip_reconciler_archive.sql) ---------------------------------------
-SET_ARCHIVING = SqlFunction("reconciler_set_archiving", (("p_enabled", "boolean"),))
+SET_ARCHIVING = SqlFunction("reconciler_set_archiving", (("enabled", "boolean"),))
 CLAIM_ARCHIVE_TASKS = SqlFunction(
     "reconciler_claim_archive_tasks",
     (
-        ("p_owner", "text"),
-        ("p_limit", "integer"),
-        ("p_lease_seconds", "double precision"),
-        ("p_max_attempts", "integer"),
+        ("owner", "text"),
+        ("limit", "integer"),
+        ("lease_seconds", "double precision"),
+        ("max_attempts", "integer"),
     ),
 )
 RENEW_ARCHIVE_LEASES = SqlFunction(
     "reconciler_renew_archive_leases",
-    (("p_owner", "text"), ("p_lease_seconds", "double precision")),
+    (("owner", "text"), ("lease_seconds", "double precision")),
 )
-RELEASE_ARCHIVE_LEASES = SqlFunction("reconciler_release_archive_leases", (("p_owner", "text"),))
+RELEASE_ARCHIVE_LEASES = SqlFunction("reconciler_release_archive_leases", (("owner", "text"),))
 ARCHIVE_SUCCEEDED = SqlFunction(
     "reconciler_archive_succeeded",
     (
-        ("p_project_id", "uuid"),
-        ("p_job_id", "text"),
-        ("p_source_url", "text"),
-        ("p_archived_url", "text"),
-        ("p_object_path", "text"),
-        ("p_size_bytes", "bigint"),
-        ("p_sha256", "text"),
+        ("project_id", "uuid"),
+        ("job_id", "text"),
+        ("source_url", "text"),
+        ("archived_url", "text"),
+        ("object_path", "text"),
+        ("size_bytes", "bigint"),
+        ("sha256", "text"),
     ),
 )
 ARCHIVE_FAILED = SqlFunction(
     "reconciler_archive_failed",
     (
-        ("p_project_id", "uuid"),
-        ("p_job_id", "text"),
-        ("p_source_url", "text"),
-        ("p_error", "text"),
-        ("p_permanent", "boolean"),
-        ("p_retry_in_seconds", "double precision"),
-        ("p_max_attempts", "integer"),
+        ("project_id", "uuid"),
+        ("job_id", "text"),
+        ("source_url", "text"),
+        ("error", "text"),
+        ("permanent", "boolean"),
+        ("retry_in_seconds", "double precision"),
+        ("max_attempts", "integer"),
     ),
 )
 ARCHIVE_BACKFILL_PAGE = SqlFunction(
     "reconciler_archive_backfill_page",
-    (("p_after", "uuid"), ("p_limit", "integer"), ("p_archived_prefix", "text")),
+    (("after", "uuid"), ("limit", "integer"), ("archived_prefix", "text")),
 )
-ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", (("p_by_state", "boolean"),))
+ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", (("by_state", "boolean"),))
+
+# Every function the service calls (and nothing else of ours in `public` but the trigger's).
+CATALOGUE: tuple[SqlFunction, ...] = (
+    READ_PROJECT,
+    TRACK_JOBS,
+    APPLY_RESULTS,
+    CALLER_CAN_SEE_PROJECT,
+    INGEST_RESULT,
+    NOTE_JOB_ERROR,
+    CLAIM_DUE_JOBS,
+    FINISH_ROUND,
+    DRAIN_CHANGES,
+    RESYNC_PAGE,
+    RENEW_LEASES,
+    RELEASE_LEASES,
+    PURGE,
+    PROJECTS_WITH_PENDING,
+    PENDING_STATS,
+    SET_ARCHIVING,
+    CLAIM_ARCHIVE_TASKS,
+    RENEW_ARCHIVE_LEASES,
+    RELEASE_ARCHIVE_LEASES,
+    ARCHIVE_SUCCEEDED,
+    ARCHIVE_FAILED,
+    ARCHIVE_BACKFILL_PAGE,
+    ARCHIVE_STATS,
+)

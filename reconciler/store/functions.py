@@ -12,6 +12,7 @@ from uuid import UUID
 
 from reconciler.callers import UserCaller
 from reconciler.ports import (
+    STORED_OUTCOMES,
     ApplyOutcome,
     ArchiveBackfillPage,
     ArchivedObject,
@@ -21,13 +22,14 @@ from reconciler.ports import (
     ArchiveTask,
     DrainOutcome,
     IngestOutcome,
-    JobState,
     PendingStats,
     PollOutcome,
     ProjectSnapshot,
     ResyncPage,
     RoundOutcome,
     TrackedJob,
+    UnexpectedStoreAnswer,
+    WebhookOutcome,
 )
 from reconciler.store import calls
 from reconciler.store.calls import SqlFunction
@@ -71,11 +73,32 @@ def _tracked(job_id: str, row: Mapping[str, Any], project_id: UUID | None = None
     )
 
 
+def _stored_outcome(value: object) -> WebhookOutcome:
+    """The outcome `reconciler_ingest_result` answered, if it is one this code knows."""
+    for outcome in STORED_OUTCOMES:
+        if value == outcome.value:
+            return outcome
+    expected = ", ".join(STORED_OUTCOMES)
+    raise UnexpectedStoreAnswer(
+        f"{calls.INGEST_RESULT.name} answered outcome {value!r}, expected one of {expected}:"
+        " are the migrations and the service the same version?"
+    )
+
+
 class FunctionStore:
     def __init__(self, caller: FunctionCaller) -> None:
         self._caller = caller
 
-    async def read_project(
+    async def _call(self, function: SqlFunction, /, **arguments: Any) -> Any:
+        """Run a catalogued function; `bind` checks the arguments against the catalogue."""
+        return await self._caller.call(function, function.bind(**arguments))
+
+    async def _call_as_user(
+        self, function: SqlFunction, user: UserCaller, /, **arguments: Any
+    ) -> Any:
+        return await self._caller.call_as_user(function, function.bind(**arguments), user)
+
+    async def sync_project(
         self,
         project_id: UUID,
         first_check_delay_seconds: float,
@@ -83,14 +106,12 @@ class FunctionStore:
         *,
         track: bool = True,
     ) -> ProjectSnapshot | None:
-        answer = await self._caller.call(
+        answer = await self._call(
             calls.READ_PROJECT,
-            {
-                "p_project_id": project_id,
-                "p_first_check_delay_seconds": first_check_delay_seconds,
-                "p_spread_seconds": spread_seconds,
-                "p_track": track,
-            },
+            project_id=project_id,
+            first_check_delay_seconds=first_check_delay_seconds,
+            spread_seconds=spread_seconds,
+            track=track,
         )
         if not answer["found"]:
             return None
@@ -108,19 +129,15 @@ class FunctionStore:
     async def track_jobs(
         self, project_id: UUID, job_ids: Sequence[str], first_check_delay_seconds: float
     ) -> None:
-        await self._caller.call(
+        await self._call(
             calls.TRACK_JOBS,
-            {
-                "p_project_id": project_id,
-                "p_job_ids": list(job_ids),
-                "p_first_check_delay_seconds": first_check_delay_seconds,
-            },
+            project_id=project_id,
+            job_ids=list(job_ids),
+            first_check_delay_seconds=first_check_delay_seconds,
         )
 
     async def apply_results(self, project_id: UUID, results: Mapping[str, str]) -> ApplyOutcome:
-        answer = await self._caller.call(
-            calls.APPLY_RESULTS, {"p_project_id": project_id, "p_results": dict(results)}
-        )
+        answer = await self._call(calls.APPLY_RESULTS, project_id=project_id, results=dict(results))
         return ApplyOutcome(
             found=bool(answer["found"]),
             changed=dict(answer["changed"]),
@@ -129,39 +146,32 @@ class FunctionStore:
 
     async def project_visible_to(self, project_id: UUID, user: UserCaller) -> bool:
         return bool(
-            await self._caller.call_as_user(
-                calls.CALLER_CAN_SEE_PROJECT, {"p_project_id": project_id}, user
-            )
+            await self._call_as_user(calls.CALLER_CAN_SEE_PROJECT, user, project_id=project_id)
         )
 
     async def ingest_result(
         self, job_id: str, result: str, reason: str | None, first_check_delay_seconds: float
     ) -> IngestOutcome:
-        answer = await self._caller.call(
+        answer = await self._call(
             calls.INGEST_RESULT,
-            {
-                "p_job_id": job_id,
-                "p_result": result,
-                "p_reason": reason,
-                "p_first_check_delay_seconds": first_check_delay_seconds,
-            },
+            job_id=job_id,
+            result=result,
+            reason=reason,
+            first_check_delay_seconds=first_check_delay_seconds,
         )
         return IngestOutcome(
-            kind=answer["outcome"],
+            kind=_stored_outcome(answer["outcome"]),
             project_ids=tuple(_uuid(project) for project in answer["project_ids"]),
         )
 
     async def note_job_error(self, job_id: str, error: str) -> bool:
-        return bool(
-            await self._caller.call(calls.NOTE_JOB_ERROR, {"p_job_id": job_id, "p_error": error})
-        )
+        return bool(await self._call(calls.NOTE_JOB_ERROR, job_id=job_id, error=error))
 
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float
     ) -> list[TrackedJob]:
-        answer = await self._caller.call(
-            calls.CLAIM_DUE_JOBS,
-            {"p_owner": owner, "p_limit": limit, "p_lease_seconds": lease_seconds},
+        answer = await self._call(
+            calls.CLAIM_DUE_JOBS, owner=owner, limit=limit, lease_seconds=lease_seconds
         )
         return [_tracked(row["job_id"], row) for row in answer]
 
@@ -176,9 +186,7 @@ class FunctionStore:
             }
             for o in outcomes
         ]
-        answer = await self._caller.call(
-            calls.FINISH_ROUND, {"p_owner": owner, "p_outcomes": payload}
-        )
+        answer = await self._call(calls.FINISH_ROUND, owner=owner, outcomes=payload)
         return RoundOutcome(
             changed={p: dict(changed) for p, changed in _by_project(answer["changed"]).items()},
             refused={p: str(reason) for p, reason in _by_project(answer["refused"]).items()},
@@ -188,13 +196,11 @@ class FunctionStore:
     async def drain_changes(
         self, limit: int, first_check_delay_seconds: float, spread_seconds: float
     ) -> DrainOutcome:
-        answer = await self._caller.call(
+        answer = await self._call(
             calls.DRAIN_CHANGES,
-            {
-                "p_limit": limit,
-                "p_first_check_delay_seconds": first_check_delay_seconds,
-                "p_spread_seconds": spread_seconds,
-            },
+            limit=limit,
+            first_check_delay_seconds=first_check_delay_seconds,
+            spread_seconds=spread_seconds,
         )
         return DrainOutcome(
             rows=int(answer["rows"]),
@@ -209,14 +215,12 @@ class FunctionStore:
         first_check_delay_seconds: float,
         spread_seconds: float,
     ) -> ResyncPage:
-        answer = await self._caller.call(
+        answer = await self._call(
             calls.RESYNC_PAGE,
-            {
-                "p_after": after,
-                "p_limit": limit,
-                "p_first_check_delay_seconds": first_check_delay_seconds,
-                "p_spread_seconds": spread_seconds,
-            },
+            after=after,
+            limit=limit,
+            first_check_delay_seconds=first_check_delay_seconds,
+            spread_seconds=spread_seconds,
         )
         last = answer["last"]
         return ResyncPage(
@@ -227,46 +231,21 @@ class FunctionStore:
         )
 
     async def renew_leases(self, owner: str, lease_seconds: float) -> int:
-        return int(
-            await self._caller.call(
-                calls.RENEW_LEASES, {"p_owner": owner, "p_lease_seconds": lease_seconds}
-            )
-        )
+        return int(await self._call(calls.RENEW_LEASES, owner=owner, lease_seconds=lease_seconds))
 
     async def release_leases(self, owner: str) -> int:
-        return int(await self._caller.call(calls.RELEASE_LEASES, {"p_owner": owner}))
-
-    async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
-        answer = await self._caller.call(calls.JOB_STATES, {"p_job_ids": list(job_ids)})
-        return {
-            job_id: JobState(
-                job_id=job_id,
-                project_id=_uuid(row["project_id"]),
-                attempts=int(row["attempts"]),
-                age_seconds=float(row["age_seconds"]),
-                next_check_in_seconds=float(row["next_check_in_seconds"]),
-                lease_owner=row["lease_owner"],
-                last_error=row["last_error"],
-                settled=bool(row["settled"]),
-                extra={"outcome": row["outcome"]},
-            )
-            for job_id, row in answer.items()
-        }
+        return int(await self._call(calls.RELEASE_LEASES, owner=owner))
 
     async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
-        answer = await self._caller.call(
-            calls.PURGE, {"p_older_than_seconds": older_than_seconds, "p_limit": limit}
-        )
+        answer = await self._call(calls.PURGE, older_than_seconds=older_than_seconds, limit=limit)
         return int(answer["jobs"]), int(answer["parked"])
 
     async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]:
-        answer = await self._caller.call(
-            calls.PROJECTS_WITH_PENDING, {"p_after": after, "p_limit": limit}
-        )
+        answer = await self._call(calls.PROJECTS_WITH_PENDING, after=after, limit=limit)
         return [_uuid(value) for value in answer]
 
     async def pending_stats(self) -> PendingStats:
-        answer = await self._caller.call(calls.PENDING_STATS, {})
+        answer = await self._call(calls.PENDING_STATS)
         return PendingStats(
             pending=int(answer["pending"]),
             oldest_age_seconds=float(answer["oldest_age_seconds"]),
@@ -283,20 +262,18 @@ class FunctionStore:
     # --- Archiving (ArchiveStore) -------------------------------------------------------------
 
     async def set_archiving(self, enabled: bool) -> int:
-        answer = await self._caller.call(calls.SET_ARCHIVING, {"p_enabled": enabled})
+        answer = await self._call(calls.SET_ARCHIVING, enabled=enabled)
         return int(answer["backlog"])
 
     async def claim_archive_tasks(
         self, owner: str, limit: int, lease_seconds: float, max_attempts: int
     ) -> list[ArchiveTask]:
-        answer = await self._caller.call(
+        answer = await self._call(
             calls.CLAIM_ARCHIVE_TASKS,
-            {
-                "p_owner": owner,
-                "p_limit": limit,
-                "p_lease_seconds": lease_seconds,
-                "p_max_attempts": max_attempts,
-            },
+            owner=owner,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
         )
         return [
             ArchiveTask(
@@ -310,28 +287,24 @@ class FunctionStore:
 
     async def renew_archive_leases(self, owner: str, lease_seconds: float) -> int:
         return int(
-            await self._caller.call(
-                calls.RENEW_ARCHIVE_LEASES, {"p_owner": owner, "p_lease_seconds": lease_seconds}
-            )
+            await self._call(calls.RENEW_ARCHIVE_LEASES, owner=owner, lease_seconds=lease_seconds)
         )
 
     async def release_archive_leases(self, owner: str) -> int:
-        return int(await self._caller.call(calls.RELEASE_ARCHIVE_LEASES, {"p_owner": owner}))
+        return int(await self._call(calls.RELEASE_ARCHIVE_LEASES, owner=owner))
 
     async def archive_succeeded(
         self, task: ArchiveTask, archived: ArchivedObject
     ) -> ArchiveSucceeded:
-        answer = await self._caller.call(
+        answer = await self._call(
             calls.ARCHIVE_SUCCEEDED,
-            {
-                "p_project_id": task.project_id,
-                "p_job_id": task.job_id,
-                "p_source_url": task.source_url,
-                "p_archived_url": archived.archived_url,
-                "p_object_path": archived.object_path,
-                "p_size_bytes": archived.size_bytes,
-                "p_sha256": archived.sha256,
-            },
+            project_id=task.project_id,
+            job_id=task.job_id,
+            source_url=task.source_url,
+            archived_url=archived.archived_url,
+            object_path=archived.object_path,
+            size_bytes=archived.size_bytes,
+            sha256=archived.sha256,
         )
         state: ArchiveSucceeded = answer["state"]
         return state
@@ -345,17 +318,15 @@ class FunctionStore:
         retry_in_seconds: float,
         max_attempts: int,
     ) -> ArchiveFailed:
-        answer = await self._caller.call(
+        answer = await self._call(
             calls.ARCHIVE_FAILED,
-            {
-                "p_project_id": task.project_id,
-                "p_job_id": task.job_id,
-                "p_source_url": task.source_url,
-                "p_error": error,
-                "p_permanent": permanent,
-                "p_retry_in_seconds": retry_in_seconds,
-                "p_max_attempts": max_attempts,
-            },
+            project_id=task.project_id,
+            job_id=task.job_id,
+            source_url=task.source_url,
+            error=error,
+            permanent=permanent,
+            retry_in_seconds=retry_in_seconds,
+            max_attempts=max_attempts,
         )
         state: ArchiveFailed = answer["state"]
         return state
@@ -363,9 +334,8 @@ class FunctionStore:
     async def archive_backfill_page(
         self, after: UUID | None, limit: int, archived_prefix: str
     ) -> ArchiveBackfillPage:
-        answer = await self._caller.call(
-            calls.ARCHIVE_BACKFILL_PAGE,
-            {"p_after": after, "p_limit": limit, "p_archived_prefix": archived_prefix},
+        answer = await self._call(
+            calls.ARCHIVE_BACKFILL_PAGE, after=after, limit=limit, archived_prefix=archived_prefix
         )
         last = answer["last"]
         return ArchiveBackfillPage(
@@ -375,7 +345,7 @@ class FunctionStore:
         )
 
     async def archive_stats(self, *, by_state: bool = False) -> ArchiveStats:
-        answer = await self._caller.call(calls.ARCHIVE_STATS, {"p_by_state": by_state})
+        answer = await self._call(calls.ARCHIVE_STATS, by_state=by_state)
         return ArchiveStats(
             enabled=bool(answer["enabled"]),
             backlog=int(answer["backlog"]),

@@ -1,7 +1,6 @@
 """Postgres transport: the SQL functions called directly through an asyncpg pool.
 
-asyncpg because it is asyncio-native, fast (binary protocol, prepared statements) and has
-LISTEN/NOTIFY built in, which the Postgres change feed uses.
+asyncpg because it is asyncio-native and fast (binary protocol, prepared statements).
 """
 
 from __future__ import annotations
@@ -13,17 +12,18 @@ from typing import Any
 import asyncpg
 
 from reconciler.callers import UserCaller
+from reconciler.config import DEFAULTS
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore
-
-# SQLSTATE classes that mean "your input is wrong": 22 data exception, P0 raised by a function.
 
 
 def statement_for(function: SqlFunction) -> str:
     arguments = ", ".join(
         f"{name} => ${index}::{pg_type}"
-        for index, (name, pg_type) in enumerate(function.params, start=1)
+        for index, (name, pg_type) in enumerate(
+            zip(function.argument_names, function.argument_types, strict=True), start=1
+        )
     )
     return f"select public.{function.name}({arguments})"
 
@@ -35,7 +35,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def _keep_session(_: asyncpg.Connection) -> None:
     """Skip asyncpg's reset on release (`RESET ALL; UNLISTEN *; …`, one more round trip per
     call): these connections never change session state — role switches are SET LOCAL, and
-    LISTEN has a connection of its own. asyncpg still rolls back an open transaction."""
+    nothing LISTENs. asyncpg still rolls back an open transaction."""
 
 
 def translate_error(error: Exception) -> Exception:
@@ -54,7 +54,7 @@ class PostgresCaller:
         self._statements: dict[str, str] = {}
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 10) -> PostgresCaller:
+    async def connect(cls, dsn: str, *, max_size: int = DEFAULTS.db_pool_size) -> PostgresCaller:
         # min_size=0: no connection at start-up, so the service starts (and reports not-ready)
         # while the database is down, and reconnects by itself when it is back.
         pool = await asyncpg.create_pool(
@@ -109,5 +109,7 @@ class PostgresCaller:
         await self._pool.close()
 
 
-async def connect_postgres_store(dsn: str, *, max_size: int = 10) -> FunctionStore:
+async def connect_postgres_store(
+    dsn: str, *, max_size: int = DEFAULTS.db_pool_size
+) -> FunctionStore:
     return FunctionStore(await PostgresCaller.connect(dsn, max_size=max_size))

@@ -14,7 +14,7 @@ from postgrest import APIError, AsyncPostgrestClient
 
 from reconciler.callers import UserCaller
 from reconciler.ports import StoreRejected, StoreUnavailable
-from reconciler.store.calls import JOB_STATES, REJECTED_SQLSTATE_CLASSES, SqlFunction
+from reconciler.store.calls import PROJECTS_WITH_PENDING, REJECTED_SQLSTATE_CLASSES, SqlFunction
 from reconciler.store.functions import FunctionStore
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
@@ -80,8 +80,9 @@ class SupabaseRpcCaller:
         return response.data
 
     async def ping(self) -> None:
-        # A cheap call that exercises PostgREST, the database and the service role's grant.
-        await self.call(JOB_STATES, {"p_job_ids": []})
+        # A cheap call (an empty page) that exercises PostgREST, the database and the service
+        # role's grant.
+        await self.call(PROJECTS_WITH_PENDING, PROJECTS_WITH_PENDING.bind(after=None, limit=0))
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -15,7 +15,7 @@ import pytest
 from reconciler.local.serving import serve
 from reconciler.local.simulator import RunwareSimulator
 from tests.plugin import ServiceFactory
-from tests.projects import row_version
+from tests.projects import new_project, row_version
 from tests.standins.postgrest import JWT_SECRET, SERVICE_ROLE_KEY, PostgrestStandIn
 from tests.standins.user_tokens import UserTokens
 
@@ -41,17 +41,6 @@ class AuthWorld:
             )
 
 
-async def _owned_project(db: asyncpg.Connection, owner: str, job: str) -> UUID:
-    project = uuid4()
-    await db.execute(
-        "insert into public.projects (id, user_id, clips) values ($1, $2, $3)",
-        project,
-        UUID(owner),
-        {job: "pending"},
-    )
-    return project
-
-
 @pytest.fixture(params=["postgres", "supabase"])
 async def world(
     request: pytest.FixtureRequest,
@@ -63,8 +52,8 @@ async def world(
 ) -> AsyncIterator[AuthWorld]:
     simulator.add_job("alice-job", duration=0, outcome="success")
     simulator.add_job("bob-job", duration=0, outcome="success")
-    alice_project = await _owned_project(db, ALICE, "alice-job")
-    bob_project = await _owned_project(db, BOB, "bob-job")
+    alice_project = await new_project(db, {"alice-job": "pending"}, owner=UUID(ALICE))
+    bob_project = await new_project(db, {"bob-job": "pending"}, owner=UUID(BOB))
     stand_in = PostgrestStandIn(database_url)
     async with serve(stand_in.app()) as supabase_url:
         tokens = UserTokens(issuer=f"{supabase_url}/auth/v1")

@@ -7,6 +7,7 @@ import jwt
 
 from reconciler.local.simulator import RunwareSimulator
 from reconciler.ratelimit import KeyedRateLimiter
+from tests.fake_clock import FakeClock
 from tests.plugin import ADMIN_TOKEN, ServiceFactory
 from tests.standins.postgrest import JWT_SECRET
 
@@ -98,13 +99,13 @@ async def test_full_access_callers_have_a_separate_optional_limit(
 
 
 def test_buckets_are_per_caller_and_refill() -> None:
-    now = [0.0]
-    limiter = KeyedRateLimiter(per_minute=60, burst=1, clock=lambda: now[0])
+    clock = FakeClock()
+    limiter = KeyedRateLimiter(per_minute=60, burst=1, clock=clock)
 
     assert limiter.try_acquire("alice") is None
     wait = limiter.try_acquire("alice")
     assert wait is not None
     assert abs(wait - 1.0) < 1e-9
     assert limiter.try_acquire("bob") is None  # another caller has its own bucket
-    now[0] += 1.0
+    clock.advance(1.0)
     assert limiter.try_acquire("alice") is None

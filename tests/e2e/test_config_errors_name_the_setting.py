@@ -116,7 +116,7 @@ def test_cli_prints_one_line_and_exits_2() -> None:
     done = run_reconciler({**BASE, "RECONCILER_BATCH_SIZE": "lots"}, "serve")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: RECONCILER_BATCH_SIZE: expected a whole number, got 'lots'"
+        "error: RECONCILER_BATCH_SIZE: expected a whole number ≥ 1, got 'lots'"
     ]
 
 

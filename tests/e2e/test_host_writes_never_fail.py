@@ -51,7 +51,7 @@ async def test_the_app_writes_keys_of_any_length(
 
     drained = await store.drain_changes(100, 0, 0)
     swept = await store.projects_with_pending(None, 100)
-    snapshot = await store.read_project(project, 0)
+    snapshot = await store.sync_project(project, 0)
 
     assert drained.refused == {}
     assert swept == [project]  # only the short key is tracked
@@ -88,7 +88,7 @@ async def test_the_app_writes_clips_of_any_shape(
     assert drained.refused == {}
     assert drained.projects == 2
     for each in (project, inserted):
-        snapshot = await store.read_project(each, 0)
+        snapshot = await store.sync_project(each, 0)
         assert snapshot is not None
         assert snapshot.pending_jobs == {}
     # The job the app removed by replacing the clips is settled, not polled forever.
@@ -127,7 +127,7 @@ async def test_the_app_never_waits_for_our_locks(
         await app.close()
 
     await store.drain_changes(100, 0, 0)
-    snapshot = await store.read_project(project, 0)
+    snapshot = await store.sync_project(project, 0)
     assert snapshot is not None
     assert set(snapshot.pending_jobs) == {"a", "b", "c"}
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from reconciler.auth import Caller, CallerVerifier, JwksCache, Unauthenticated, UserCaller
 from reconciler.local.serving import serve
+from tests.fake_clock import FakeClock
 from tests.plugin import ServiceFactory
 from tests.standins.user_tokens import UserTokens
 
@@ -28,17 +29,6 @@ MIN_REFETCH_SECONDS = 30.0
 TTL_SECONDS = 600.0
 BURST = 50
 ALICE = "00000000-0000-0000-0000-00000000a11c"
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -63,7 +53,7 @@ class JwksEndpoint:
 @dataclass
 class Verification:
     endpoint: JwksEndpoint
-    clock: ManualClock
+    clock: FakeClock
     verifier: CallerVerifier
 
     async def burst(self, tokens: list[str]) -> list[Caller | BaseException]:
@@ -93,7 +83,7 @@ def _refused(result: object) -> bool:
 async def verification() -> AsyncIterator[Verification]:
     tokens = UserTokens(issuer=ISSUER)
     endpoint = JwksEndpoint(tokens)
-    clock = ManualClock()
+    clock = FakeClock()
     async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint.handle)) as http:
         jwks = JwksCache(
             JWKS_URL,

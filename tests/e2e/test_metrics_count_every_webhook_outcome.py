@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from typing import get_args
-
 import asyncpg
 import httpx
 
-from reconciler.observability.observer import WebhookOutcome
+from reconciler.ports import WebhookOutcome
 from tests import webhook_bodies as bodies
 from tests.plugin import RunningService
 from tests.projects import new_project
 from tests.scrape import scrape
 
-OUTCOMES = list(get_args(WebhookOutcome))
+OUTCOMES = [outcome.value for outcome in WebhookOutcome]
 
 
 async def test_each_outcome_is_counted(service: RunningService, db: asyncpg.Connection) -> None:

@@ -11,7 +11,7 @@ import io
 import logging
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -25,6 +25,7 @@ from reconciler.redaction import Redactor
 from tests import webhook_bodies as bodies
 from tests.plugin import ADMIN_TOKEN, ENGINE_ENV, WEBHOOK_SECRET
 from tests.processes import ServiceProcess
+from tests.projects import new_project
 from tests.standins.postgrest import JWT_SECRET, SERVICE_ROLE_KEY
 from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
 from tests.standins.supabase import SupabaseStandIn, running_supabase
@@ -131,14 +132,7 @@ def _user_jwt(issuer: str, secret: str = JWT_SECRET) -> str:
 
 async def _users_project(db: asyncpg.Connection, simulator: RunwareSimulator) -> UUID:
     simulator.add_job("secret-test-job", duration=0, outcome="success")
-    project = uuid4()
-    await db.execute(
-        "insert into public.projects (id, user_id, clips) values ($1, $2, $3)",
-        project,
-        UUID(USER),
-        {"secret-test-job": "pending"},
-    )
-    return project
+    return await new_project(db, {"secret-test-job": "pending"}, owner=UUID(USER))
 
 
 async def _check(client: httpx.AsyncClient, project: UUID, token: str) -> int:

@@ -10,7 +10,7 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -19,6 +19,7 @@ import pytest
 from reconciler.local.serving import serve
 from reconciler.local.simulator import RunwareSimulator
 from tests.plugin import ServiceFactory
+from tests.projects import new_project
 from tests.standins.postgrest import ANON_KEY, PostgrestStandIn
 from tests.standins.user_tokens import UserTokens
 
@@ -62,14 +63,7 @@ async def browser_world(
 
 async def _own_project(db: asyncpg.Connection, simulator: RunwareSimulator) -> UUID:
     simulator.add_job("js-job", duration=0, outcome="success")
-    project = uuid4()
-    await db.execute(
-        "insert into public.projects (id, user_id, clips) values ($1, $2, $3)",
-        project,
-        UUID(USER),
-        {"js-job": "pending", "js-old": "failed"},
-    )
-    return project
+    return await new_project(db, {"js-job": "pending", "js-old": "failed"}, owner=UUID(USER))
 
 
 async def test_preflight_then_invoke(

@@ -62,7 +62,7 @@ async def test_every_write_path_queues_its_urls_when_on(
     await store.ingest_result("w", URL_A, None, 0)
     await store.ingest_result("parked", URL_B, None, 0)
     parked = await new_project(db, {"parked": "pending"})
-    await store.read_project(parked, 0)
+    await store.sync_project(parked, 0)
     claimed = await store.claim_due_jobs("poller", 10, 30)
     assert [j.job_id for j in claimed] == ["p"]
     await store.finish_round("poller", [PollOutcome(polled, "p", URL_B, None, 0)])

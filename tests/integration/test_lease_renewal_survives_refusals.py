@@ -51,7 +51,7 @@ async def test_refused_renewals_are_retried_and_the_round_still_succeeds(
         policy=EnginePolicy(lease_seconds=1.5),
     )
     try:
-        await engine.reconcile(project)  # tracks the job, due at once
+        await engine.reread_project(project)  # tracks the job, due at once
         simulator.hold_requests()  # Runware "hangs": the round outlasts several renewal ticks
         round_task = asyncio.create_task(engine.poll_once())
         await wait_until(lambda: "renewed" in renewals, timeout=30)

@@ -10,16 +10,9 @@ import asyncpg
 from reconciler.observability.pending import PendingStatsCache
 from reconciler.ports import PendingStats, StoreUnavailable
 from reconciler.store.functions import FunctionStore
+from tests.fake_clock import FakeClock
 from tests.projects import new_project
 from tests.waiting import wait_until
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class ScriptedStore:
@@ -45,21 +38,21 @@ SECOND = PendingStats(pending=1, oldest_age_seconds=2.0)
 
 
 async def test_reads_once_per_cache_period() -> None:
-    store, clock = ScriptedStore(FIRST, SECOND), Clock()
+    store, clock = ScriptedStore(FIRST, SECOND), FakeClock()
     cache = PendingStatsCache(store, max_age_seconds=5, clock=clock)
 
     assert await cache.refresh() == FIRST
-    clock.now += 4.9
+    clock.advance(4.9)
     assert await cache.refresh() == FIRST
     assert store.calls == 1
-    clock.now += 0.1
+    clock.advance(0.1)
     assert await cache.refresh() == SECOND
     assert store.calls == 2
 
 
 async def test_concurrent_scrapes_share_one_query() -> None:
     store = ScriptedStore(FIRST)
-    cache = PendingStatsCache(store, clock=Clock())
+    cache = PendingStatsCache(store, clock=FakeClock())
     store.gate.clear()
     scrapes = [asyncio.create_task(cache.refresh()) for _ in range(5)]
     # By the time the first query is under way every scrape has started: without the lock,
@@ -71,18 +64,18 @@ async def test_concurrent_scrapes_share_one_query() -> None:
 
 
 async def test_a_failed_read_keeps_the_last_values_and_is_counted() -> None:
-    store, clock = ScriptedStore(FIRST, StoreUnavailable("down"), SECOND), Clock()
+    store, clock = ScriptedStore(FIRST, StoreUnavailable("down"), SECOND), FakeClock()
     cache = PendingStatsCache(store, max_age_seconds=5, clock=clock)
     assert await cache.refresh() == FIRST
 
-    clock.now += 5
+    clock.advance(5)
     assert await cache.refresh() == FIRST
     assert cache.errors == 1
     # A database that is down is not asked again on every scrape either.
     assert await cache.refresh() == FIRST
     assert store.calls == 2
 
-    clock.now += 5
+    clock.advance(5)
     assert await cache.refresh() == SECOND
     assert cache.errors == 1
 
@@ -90,7 +83,7 @@ async def test_a_failed_read_keeps_the_last_values_and_is_counted() -> None:
 async def test_a_hanging_database_times_out_and_is_counted() -> None:
     store = ScriptedStore(FIRST)
     store.gate.clear()  # never answers
-    cache = PendingStatsCache(store, timeout_seconds=0.01, clock=Clock())
+    cache = PendingStatsCache(store, timeout_seconds=0.01, clock=FakeClock())
     assert await cache.refresh() is None
     assert cache.errors == 1
 
@@ -102,7 +95,7 @@ async def test_the_store_counts_unsettled_jobs_and_the_oldest_age(
     assert await store.pending_stats() == PendingStats(0, 0.0)
 
     project = await new_project(db, {"old": "pending", "new": "pending", "done": "pending"})
-    await store.read_project(project, first_check_delay_seconds=0)  # tracks all three
+    await store.sync_project(project, first_check_delay_seconds=0)  # tracks all three
     await store.apply_results(project, {"done": "failed"})  # settles one
     await db.execute(
         "update reconciler.jobs set first_seen_at = now() - interval '1 hour' where job_id = 'old'"

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from tests.standins.realtime import (
-    IGNORE_WEBSOCKETS_DEPRECATIONS,
-    RecordingHints,
-    fast_feed,
-    running_feed,
-    running_standin,
-)
+from tests.realtime_harness import FeedOnStandIn, feed_on_standin, subscribed
+from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
 from tests.waiting import wait_until
 
 pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
@@ -35,13 +31,22 @@ def ceiling(failures: int) -> float:
     return min(CAP, BASE * 2.0 ** (failures - 1))
 
 
+def backing_off(
+    sleep: RecordingSleep, **settings: Any
+) -> AbstractAsyncContextManager[FeedOnStandIn]:
+    """A feed on a stand-in that refuses connections, backing off from BASE up to CAP."""
+    return feed_on_standin(
+        standin_settings={"refuse_connections": True},
+        initial_backoff=BASE,
+        rebuild_backoff_cap=CAP,
+        sleep=sleep,
+        **settings,
+    )
+
+
 async def test_failures_in_a_row_back_off_exponentially_up_to_the_cap() -> None:
     sleep = RecordingSleep()
-    settings: dict[str, Any] = {"initial_backoff": BASE, "rebuild_backoff_cap": CAP, "sleep": sleep}
-    async with (
-        running_standin(refuse_connections=True) as standin,
-        running_feed(fast_feed(standin.url, **settings), RecordingHints()),
-    ):
+    async with backing_off(sleep):
         await wait_until(lambda: len(sleep.delays) >= 8)
 
     for failures, delay in enumerate(sleep.delays[:8], start=1):
@@ -51,12 +56,7 @@ async def test_failures_in_a_row_back_off_exponentially_up_to_the_cap() -> None:
 
 async def test_a_subscription_that_lasted_resets_the_backoff() -> None:
     sleep = RecordingSleep()
-    settings: dict[str, Any] = {"initial_backoff": BASE, "rebuild_backoff_cap": CAP, "sleep": sleep}
-    hints = RecordingHints()
-    async with (
-        running_standin(refuse_connections=True) as standin,
-        running_feed(fast_feed(standin.url, healthy_after=0, **settings), hints) as feed,
-    ):
+    async with backing_off(sleep, healthy_after=0) as (standin, feed, hints):
         await wait_until(lambda: len(sleep.delays) >= 5)
         standin.refuse_connections = False
         await wait_until(lambda: feed.state == "subscribed")
@@ -64,6 +64,6 @@ async def test_a_subscription_that_lasted_resets_the_backoff() -> None:
 
         await standin.drop_connections()
 
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 2)
+        await wait_until(subscribed(feed, hints, resyncs=2))
     assert sleep.delays[failed_before - 1] >= ceiling(failed_before) / 2
     assert sleep.delays[failed_before] <= BASE

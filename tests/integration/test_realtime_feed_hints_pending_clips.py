@@ -5,14 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from tests.projects import add_pending_clip, new_project
-from tests.standins.realtime import (
-    IGNORE_WEBSOCKETS_DEPRECATIONS,
-    RecordingHints,
-    fast_feed,
-    running_feed,
-    running_standin,
-    subscribed_feed,
-)
+from tests.realtime_harness import feed_on_standin, subscribed_feed
+from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
 from tests.waiting import wait_until
 
 pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
@@ -52,11 +46,7 @@ async def test_a_record_the_server_trimmed_is_hinted_anyway(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     """Oversize records arrive cut down, with "Payload Too Large": they cannot be judged."""
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
+    async with feed_on_standin(database_url) as (_, feed, hints):
         await wait_until(lambda: feed.state == "subscribed")
         big = {f"job-{n}": URL for n in range(200)}
         project = await new_project(db, big)

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.projects import new_project
-from tests.standins.realtime import (
-    subscribed_feed,
-)
+from tests.realtime_harness import assert_new_pending_project_hinted, subscribed, subscribed_feed
 from tests.waiting import wait_until
 
 
@@ -21,11 +18,8 @@ async def test_a_frame_realtime_py_chokes_on_is_survived(
         # realtime-py's presence bookkeeping, which runs whether or not presence is used.
         assert await standin.emit_frame("presence_state", {"someone": {"metas": [{}]}}) == 1
 
-        await wait_until(
-            lambda: feed.rebuilds == 1 and feed.state == "subscribed" and hints.resyncs == 2
-        )
-        project = await new_project(db, {"job": "pending"})
-        await wait_until(lambda: hints.changed == [project])
+        await wait_until(subscribed(feed, hints, resyncs=2, rebuilds=1))
+        await assert_new_pending_project_hinted(db, hints)
 
 
 async def test_a_drop_under_warnings_as_errors_is_survived(
@@ -36,8 +30,5 @@ async def test_a_drop_under_warnings_as_errors_is_survived(
     async with subscribed_feed(database_url) as (standin, feed, hints):
         await standin.drop_connections()
 
-        await wait_until(
-            lambda: feed.rebuilds == 1 and feed.state == "subscribed" and hints.resyncs == 2
-        )
-        project = await new_project(db, {"job": "pending"})
-        await wait_until(lambda: hints.changed == [project])
+        await wait_until(subscribed(feed, hints, resyncs=2, rebuilds=1))
+        await assert_new_pending_project_hinted(db, hints)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.projects import new_project
-from tests.standins.realtime import (
-    IGNORE_WEBSOCKETS_DEPRECATIONS,
-    RecordingHints,
-    fast_feed,
-    running_feed,
-    running_standin,
+from tests.realtime_harness import (
+    assert_new_pending_project_hinted,
+    feed_on_standin,
+    subscribed,
     subscribed_feed,
 )
+from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
 from tests.waiting import wait_until
 
 pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
@@ -22,19 +20,17 @@ pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
 async def test_an_unanswered_join_is_retried_on_a_new_client(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url, answer_joins=False) as standin,
-        running_feed(fast_feed(standin.url, join_timeout=1), hints) as feed,
-    ):
+    joins_unanswered = feed_on_standin(
+        database_url, standin_settings={"answer_joins": False}, join_timeout=1
+    )
+    async with joins_unanswered as (standin, feed, hints):
         await wait_until(lambda: feed.rebuilds >= 1)
         assert feed.state == "starting"
 
         standin.answer_joins = True
 
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-        project = await new_project(db, {"job": "pending"})
-        await wait_until(lambda: hints.changed == [project])
+        await wait_until(subscribed(feed, hints, resyncs=1))
+        await assert_new_pending_project_hinted(db, hints)
 
 
 async def test_a_channel_error_from_the_server_rebuilds(
@@ -49,8 +45,5 @@ async def test_a_channel_error_from_the_server_rebuilds(
         }
         assert await standin.emit_frame("system", error) == 1
 
-        await wait_until(
-            lambda: feed.rebuilds == 1 and feed.state == "subscribed" and hints.resyncs == 2
-        )
-        project = await new_project(db, {"job": "pending"})
-        await wait_until(lambda: hints.changed == [project])
+        await wait_until(subscribed(feed, hints, resyncs=2, rebuilds=1))
+        await assert_new_pending_project_hinted(db, hints)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import asyncpg
 import pytest
 
 from tests.projects import add_pending_clip, new_project
-from tests.standins.realtime import (
-    IGNORE_WEBSOCKETS_DEPRECATIONS,
-    RecordingHints,
-    fast_feed,
-    running_feed,
-    running_standin,
+from tests.realtime_harness import (
+    assert_new_pending_project_hinted,
+    feed_on_standin,
+    subscribed,
     subscribed_feed,
 )
+from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
 from tests.waiting import wait_until
 
 pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
@@ -28,9 +25,7 @@ async def test_the_feed_rebuilds_resyncs_and_hints_again(
     async with subscribed_feed(database_url) as (standin, feed, hints):
         assert await standin.drop_connections(abrupt=abrupt) == 1
 
-        await wait_until(
-            lambda: feed.rebuilds == 1 and feed.state == "subscribed" and hints.resyncs == 2
-        )
+        await wait_until(subscribed(feed, hints, resyncs=2, rebuilds=1))
         project = await new_project(db, {})
         await add_pending_clip(db, project, "job-after-drop")
         await wait_until(lambda: hints.changed == [project])
@@ -50,24 +45,15 @@ async def test_changes_lost_during_an_outage_are_covered_by_the_resync(
         await standin.drop_connections()
         standin.resume()
 
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 2)
+        await wait_until(subscribed(feed, hints, resyncs=2))
         assert missed not in hints.changed  # only the sweep that resync() asks for finds it
 
 
 async def test_repeated_drops_are_survived(database_url: str, db: asyncpg.Connection) -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-
-        def subscribed_for_the(nth: int) -> Callable[[], bool]:
-            return lambda: feed.state == "subscribed" and hints.resyncs == nth
-
+    async with feed_on_standin(database_url) as (standin, feed, hints):
         for nth in (1, 2, 3):
-            await wait_until(subscribed_for_the(nth))
+            await wait_until(subscribed(feed, hints, resyncs=nth))
             await standin.drop_connections()
-        await wait_until(subscribed_for_the(4))
-        project = await new_project(db, {"job": "pending"})
-        await wait_until(lambda: hints.changed == [project])
+        await wait_until(subscribed(feed, hints, resyncs=4))
+        await assert_new_pending_project_hinted(db, hints)
         assert feed.rebuilds == 3

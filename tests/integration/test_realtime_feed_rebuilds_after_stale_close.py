@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.projects import new_project
-from tests.standins.realtime import (
-    IGNORE_WEBSOCKETS_DEPRECATIONS,
-    subscribed_feed,
-)
+from tests.realtime_harness import assert_new_pending_project_hinted, subscribed, subscribed_feed
+from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
 from tests.waiting import wait_until
 
 pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
@@ -19,15 +16,12 @@ async def test_a_stale_close_after_a_rejoin_is_survived(
 ) -> None:
     async with subscribed_feed(database_url) as (standin, feed, hints):
         await standin.drop_connections()
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 2)
+        await wait_until(subscribed(feed, hints, resyncs=2))
 
         assert await standin.send_stale_close() == 1
 
-        await wait_until(
-            lambda: feed.rebuilds == 2 and feed.state == "subscribed" and hints.resyncs == 3
-        )
-        project = await new_project(db, {"job": "pending"})
-        await wait_until(lambda: hints.changed == [project])
+        await wait_until(subscribed(feed, hints, resyncs=3, rebuilds=2))
+        await assert_new_pending_project_hinted(db, hints)
         assert standin.joins == 3
 
 
@@ -39,5 +33,4 @@ async def test_a_stale_close_on_a_first_subscription_is_survived(
 
         await wait_until(lambda: feed.rebuilds == 1 and hints.resyncs == 2)
         await wait_until(lambda: feed.state == "subscribed")
-        project = await new_project(db, {"job": "pending"})
-        await wait_until(lambda: hints.changed == [project])
+        await assert_new_pending_project_hinted(db, hints)

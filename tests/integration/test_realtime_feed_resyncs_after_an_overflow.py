@@ -5,26 +5,15 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from tests.standins.realtime import (
-    IGNORE_WEBSOCKETS_DEPRECATIONS,
-    RecordingHints,
-    fast_feed,
-    running_feed,
-    running_standin,
-)
+from tests.realtime_harness import subscribed_feed
+from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
 from tests.waiting import wait_until
 
 pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
 
 
 async def test_dropped_events_end_in_a_resync() -> None:
-    hints = RecordingHints()
-    async with (
-        running_standin() as standin,
-        running_feed(fast_feed(standin.url, queue_size=2), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-
+    async with subscribed_feed(queue_size=2) as (standin, feed, hints):
         # Sent without yielding to the loop, they reach the client as one burst.
         for _ in range(100):
             await standin.emit_change({"id": str(uuid4()), "clips": {"job": "pending"}})

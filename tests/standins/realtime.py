@@ -19,7 +19,7 @@ Fault controls: `drop_connections()`, `send_stale_close()`, `refuse_connections`
 PostgreSQL" until `send_ready()`), `pause_events()`/`resume()`; `emit_change()` and
 `emit_frame()` send frames directly.
 
-The end of the module has the test side: `RecordingHints` and `running_feed()`.
+A feed run against it, for tests: tests/realtime_harness.py.
 """
 
 from __future__ import annotations
@@ -29,24 +29,19 @@ import contextlib
 import itertools
 import json
 import logging
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import pytest
-import realtime
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from reconciler.feeds.realtime import RealtimeFeed
 from reconciler.local.serving import serve
 from tests.standins.postgrest import SERVICE_ROLE_KEY
-from tests.waiting import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -494,60 +489,6 @@ IGNORE_WEBSOCKETS_DEPRECATIONS = pytest.mark.filterwarnings(
 )
 
 
-@dataclass
-class RecordingHints:
-    """A `FeedHints` that records every hint; `fail_next` makes the next hints raise."""
-
-    changed: list[UUID] = field(default_factory=list)
-    resyncs: int = 0
-    fail_next: int = 0
-    history: list[str] = field(default_factory=list)  # "changed" and "resync", in call order
-
-    def project_changed(self, project_id: UUID) -> None:
-        self._maybe_fail()
-        self.changed.append(project_id)
-        self.history.append("changed")
-
-    def resync(self) -> None:
-        self._maybe_fail()
-        self.resyncs += 1
-        self.history.append("resync")
-
-    def _maybe_fail(self) -> None:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise RuntimeError("hint failed on purpose")
-
-
-def fast_feed(url: str, api_key: str = SERVICE_ROLE_KEY, **overrides: Any) -> RealtimeFeed:
-    """A feed whose waits are tiny, so fault tests take milliseconds."""
-    settings: dict[str, Any] = {
-        "initial_backoff": 0.01,
-        "rebuild_backoff_cap": 0.05,
-        "health_check_interval": 0.02,
-        "disconnect_grace": 0.1,
-        "ready_timeout": 2.0,
-    }
-    return RealtimeFeed(url, api_key, **(settings | overrides))
-
-
-@contextlib.asynccontextmanager
-async def running_feed(feed: RealtimeFeed, hints: RecordingHints) -> AsyncIterator[RealtimeFeed]:
-    """Run `feed` in a task for the block, then cancel it and check it stopped cleanly."""
-    task = asyncio.create_task(feed.run(hints))
-    try:
-        yield feed
-    finally:
-        task.cancel()
-        # Not `await task` in suppress(CancelledError): that would also swallow a cancellation
-        # of the test itself. A feed that failed (rather than stopped) fails the test.
-        await asyncio.wait([task])
-        if not task.cancelled() and (error := task.exception()) is not None:
-            raise error
-    assert feed.state == "stopped"
-    assert list(realtime_tasks()) == []
-
-
 @contextlib.asynccontextmanager
 async def running_standin(
     database_url: str | None = None, **settings: Any
@@ -557,29 +498,3 @@ async def running_standin(
     async with serve(stand_in.app()) as url:
         stand_in.url = url
         yield stand_in
-
-
-_REALTIME_PY = os.path.dirname(realtime.__file__) + os.sep
-
-
-def realtime_tasks() -> Iterator[asyncio.Task[Any]]:
-    """Tasks still running code from realtime-py: none may survive a stopped feed."""
-    for task in asyncio.all_tasks():
-        code = getattr(task.get_coro(), "cr_code", None)
-        if code is not None and code.co_filename.startswith(_REALTIME_PY):
-            yield task
-
-
-@contextlib.asynccontextmanager
-async def subscribed_feed(
-    database_url: str,
-) -> AsyncIterator[tuple[RealtimeStandIn, RealtimeFeed, RecordingHints]]:
-    """The common start of a feed test: a stand-in on the database and a fast feed on it,
-    yielded once the feed is subscribed and has asked for its first resync."""
-    hints = RecordingHints()
-    async with (
-        running_standin(database_url) as standin,
-        running_feed(fast_feed(standin.url), hints) as feed,
-    ):
-        await wait_until(lambda: feed.state == "subscribed" and hints.resyncs == 1)
-        yield standin, feed, hints

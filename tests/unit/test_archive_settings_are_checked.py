@@ -63,13 +63,13 @@ def test_knobs_are_read() -> None:
             "unknown placeholder {project}",
         ),
         ({"RECONCILER_ARCHIVE_PATH": "../{job_id}"}, "RECONCILER_ARCHIVE_PATH", "'..'"),
-        ({"RECONCILER_ARCHIVE_MAX_BYTES": "0"}, "RECONCILER_ARCHIVE_MAX_BYTES", "at least 1"),
+        ({"RECONCILER_ARCHIVE_MAX_BYTES": "0"}, "RECONCILER_ARCHIVE_MAX_BYTES", "whole number ≥ 1"),
         ({"RECONCILER_ARCHIVE_CONCURRENCY": "two"}, "RECONCILER_ARCHIVE_CONCURRENCY", "whole"),
-        ({"RECONCILER_ARCHIVE_MAX_ATTEMPTS": "0"}, "RECONCILER_ARCHIVE_MAX_ATTEMPTS", "at least"),
+        ({"RECONCILER_ARCHIVE_MAX_ATTEMPTS": "0"}, "RECONCILER_ARCHIVE_MAX_ATTEMPTS", "≥ 1"),
         (
             {"RECONCILER_ARCHIVE_LEASE_SECONDS": "0.5"},
             "RECONCILER_ARCHIVE_LEASE_SECONDS",
-            "at least 1",
+            "seconds ≥ 1",
         ),
         (
             {"RECONCILER_ARCHIVE_RETRY_BASE_SECONDS": "x"},

@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.backoff import Backoff, Jitter
 from reconciler.ratelimit import Bucket, KeyedRateLimiter
+from tests.fake_clock import FakeClock
 
 
 def test_ceiling_grows_by_the_factor_from_the_base_up_to_the_cap() -> None:
@@ -75,10 +76,10 @@ def test_bucket_refills_at_the_rate_up_to_the_burst() -> None:
 
 
 def test_keyed_limiter_keeps_one_bucket_per_key() -> None:
-    now = [0.0]
-    limiter = KeyedRateLimiter(per_minute=60, burst=1, clock=lambda: now[0])
+    clock = FakeClock()
+    limiter = KeyedRateLimiter(per_minute=60, burst=1, clock=clock)
     assert limiter.try_acquire("a") is None
     assert limiter.try_acquire("b") is None
     assert limiter.try_acquire("a") == 1.0
-    now[0] = 1.0
+    clock.advance(1.0)
     assert limiter.try_acquire("a") is None
