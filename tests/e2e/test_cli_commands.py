@@ -8,6 +8,7 @@ import json
 import asyncpg
 
 from reconciler.local.simulator import RunwareSimulator
+from reconciler.migrations import migration_files
 from tests.cli import run_reconciler
 from tests.databases import PgCluster
 from tests.projects import clips_of, new_project
@@ -72,10 +73,7 @@ async def test_migrate_applies_to_a_fresh_database_twice(pg_cluster: PgCluster) 
     second = await _run({"DATABASE_URL": url}, "migrate")
 
     assert first[0] == second[0] == 0
-    assert first[1].splitlines() == [
-        "applied 20261124000000_clip_reconciler.sql",
-        "applied 20261202000000_clip_reconciler_v2.sql",
-    ]
+    assert first[1].splitlines() == [f"applied {f.name}" for f in migration_files()]
     assert second[1].strip() == "already up to date"
     conn = await asyncpg.connect(url)
     try:
