@@ -119,8 +119,9 @@ class ArchiveWorker:
         ]
 
     async def stop(self, deadline_seconds: float = 10.0) -> None:
-        """Stop claiming; copies still running after the deadline are cut and their tasks
-        handed back (the interrupted attempt does not count)."""
+        """Stop now: copies in flight are cut (a video may take minutes; the deadline only
+        bounds the wait for them to unwind) and their tasks handed back at once, the
+        interrupted attempt not counted."""
         for task in self._tasks:
             task.cancel()
         if self._tasks:
