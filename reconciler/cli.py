@@ -199,7 +199,7 @@ def _resync(_: argparse.Namespace) -> int:
 async def _run_archive(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    from reconciler.archive.paths import public_base_url
+    from reconciler.archive.paths import public_base_url, source_prefixes
     from reconciler.services import connect_store
 
     assert settings.supabase_url is not None
@@ -209,13 +209,16 @@ async def _run_archive(args: argparse.Namespace, settings: Settings, console: Co
         if args.backfill:
             # Clips already holding the bucket's public URL are archived: skipped.
             prefix = public_base_url(settings.supabase_url, settings.archive.bucket)
+            # Only videos from where Runware serves them (the allow-list): URLs the app wrote
+            # from elsewhere are not ours to copy.
+            sources = source_prefixes(settings.allowed_url_hosts)
             columns = (SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn())
             scanned = queued = 0
             with Progress(*columns, console=console) as progress:
                 scanning = progress.add_task("Queueing finished clips for archiving", total=None)
                 after: UUID | None = None
                 while True:
-                    page = await store.archive_backfill_page(after, args.page_size, prefix)
+                    page = await store.archive_backfill_page(after, args.page_size, sources, prefix)
                     scanned += page.scanned
                     queued += page.queued
                     progress.advance(scanning, page.scanned)

@@ -361,9 +361,14 @@ class ArchiveStore(Protocol):
         ...
 
     async def archive_backfill_page(
-        self, after: UUID | None, limit: int, archived_prefix: str
+        self,
+        after: UUID | None,
+        limit: int,
+        source_prefixes: Sequence[str],
+        archived_prefix: str,
     ) -> ArchiveBackfillPage:
-        """Queue the clips of one page of projects that hold URLs not archived yet."""
+        """Queue the clips of one page of projects that hold URLs from these origins
+        (`scheme://host/`) not archived yet."""
         ...
 
     async def archive_stats(self, *, by_state: bool = False) -> ArchiveStats:

@@ -9,9 +9,12 @@ the app's data and could carry `..` or a `/` of its own.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 from uuid import UUID
+
+from reconciler.clips import AllowedOrigin
 
 DEFAULT_PATH_TEMPLATE = "{project_id}/{job_id}.mp4"
 PLACEHOLDERS = ("project_id", "job_id")
@@ -89,3 +92,17 @@ def check_bucket_name(bucket: str) -> str:
     if not bucket or bucket != bucket.strip() or "/" in bucket or bucket in (".", ".."):
         raise ObjectPathError(f"not a bucket name: {bucket!r}")
     return bucket
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def source_prefixes(origins: Iterable[AllowedOrigin]) -> list[str]:
+    """`scheme://host/` (with `:port` when not the scheme's default) for each allowed origin,
+    lower case, sorted: what a Runware URL the back-fill may queue starts with."""
+    prefixes = set()
+    for origin in origins:
+        default = _DEFAULT_PORTS.get(origin.scheme) == origin.port
+        port = "" if default else f":{origin.port}"
+        prefixes.add(f"{origin.scheme}://{origin.host}{port}/".lower())
+    return sorted(prefixes)

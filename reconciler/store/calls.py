@@ -157,7 +157,12 @@ ARCHIVE_FAILED = SqlFunction(
 )
 ARCHIVE_BACKFILL_PAGE = SqlFunction(
     "reconciler_archive_backfill_page",
-    (("after", "uuid"), ("limit", "integer"), ("archived_prefix", "text")),
+    (
+        ("after", "uuid"),
+        ("limit", "integer"),
+        ("source_prefixes", "text[]"),
+        ("archived_prefix", "text"),
+    ),
 )
 ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", (("by_state", "boolean"),))
 

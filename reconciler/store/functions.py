@@ -332,10 +332,18 @@ class FunctionStore:
         return state
 
     async def archive_backfill_page(
-        self, after: UUID | None, limit: int, archived_prefix: str
+        self,
+        after: UUID | None,
+        limit: int,
+        source_prefixes: Sequence[str],
+        archived_prefix: str,
     ) -> ArchiveBackfillPage:
         answer = await self._call(
-            calls.ARCHIVE_BACKFILL_PAGE, after=after, limit=limit, archived_prefix=archived_prefix
+            calls.ARCHIVE_BACKFILL_PAGE,
+            after=after,
+            limit=limit,
+            source_prefixes=list(source_prefixes),
+            archived_prefix=archived_prefix,
         )
         last = answer["last"]
         return ArchiveBackfillPage(

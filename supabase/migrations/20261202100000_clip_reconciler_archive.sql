@@ -422,13 +422,17 @@ $$;
 
 -- --- Back-fill and stats ------------------------------------------------------------------------------
 
--- One keyset page of projects after p_after (id order): every clip holding an http(s) URL that
--- does not start with p_archived_prefix (the bucket's public URL: already archived) is queued,
--- unless a task for that very URL exists. Work per call: one page of projects.
+-- One keyset page of projects after p_after (id order): every clip holding a URL that starts
+-- with one of p_source_prefixes (the allow-listed origins videos come from, `scheme://host/`,
+-- lower case) and not with p_archived_prefix (the bucket's public URL: already archived) is
+-- queued, unless a task for that very URL exists. URLs the app wrote from elsewhere are left
+-- alone. Work per call: one page of projects.
 -- Returns {"last": <last id or null when done>, "scanned", "queued"}.
+drop function if exists public.reconciler_archive_backfill_page(uuid, integer, text);
 create or replace function public.reconciler_archive_backfill_page(
     p_after uuid,
     p_limit integer,
+    p_source_prefixes text[],
     p_archived_prefix text
 )
 returns jsonb
@@ -445,12 +449,19 @@ begin
     if p_archived_prefix is null or p_archived_prefix !~ '^https?://' then
         raise exception 'archived prefix must be an http(s) URL' using errcode = '22023';
     end if;
+    if coalesce(cardinality(p_source_prefixes), 0) = 0
+       or exists (select 1 from unnest(p_source_prefixes) x
+                   where x is null or x !~ '^https?://[^/]+/$') then
+        raise exception 'source prefixes must be http(s) origins ending in /'
+            using errcode = '22023';
+    end if;
     for v_row in
         select p.id,
                case when jsonb_typeof(p.clips) = 'object' then
                    (select jsonb_object_agg(e.key, e.value) from jsonb_each(p.clips) e
                      where jsonb_typeof(e.value) = 'string'
-                       and e.value #>> '{}' ~ '^https?://'
+                       and exists (select 1 from unnest(p_source_prefixes) x
+                                    where starts_with(lower(e.value #>> '{}'), x))
                        and not starts_with(e.value #>> '{}', p_archived_prefix))
                end as urls
           from public.projects p

@@ -20,6 +20,8 @@ URL_A = "https://vm.runware.ai/video/os/a/ws/2/vi/a.mp4"
 URL_B = "https://vm.runware.ai/video/os/b/ws/2/vi/b.mp4"
 PUBLIC = "https://example.supabase.co/storage/v1/object/public/videos/"
 SHA = "ab" * 32
+SOURCES = ["https://vm.runware.ai/"]
+APP_URL = "https://cdn.example.com/mine.mp4"
 
 
 def _archived(task: ArchiveTask) -> ArchivedObject:
@@ -291,22 +293,23 @@ async def test_backfill_queues_existing_urls_page_by_page(
             await new_project(db, {"b": URL_B, "done": PUBLIC + "x/done.mp4"}),
             await new_project(db, {"n": 42, "s": "not a url"}),
             await new_project(db, []),  # type: ignore[arg-type]
-            await new_project(db, {"c": URL_A}),
+            await new_project(db, {"c": URL_A.upper().replace("HTTPS", "https"), "own": APP_URL}),
         ]
     )
 
-    first = await store.archive_backfill_page(None, 2, PUBLIC)
-    second = await store.archive_backfill_page(first.last, 2, PUBLIC)
-    third = await store.archive_backfill_page(second.last, 2, PUBLIC)
-    again = await store.archive_backfill_page(None, 10, PUBLIC)
+    first = await store.archive_backfill_page(None, 2, SOURCES, PUBLIC)
+    second = await store.archive_backfill_page(first.last, 2, SOURCES, PUBLIC)
+    third = await store.archive_backfill_page(second.last, 2, SOURCES, PUBLIC)
+    again = await store.archive_backfill_page(None, 10, SOURCES, PUBLIC)
 
     assert (first.scanned, second.scanned, third.scanned) == (2, 2, 1)
     assert (first.last, second.last, third.last) == (projects[1], projects[3], None)
     assert first.queued + second.queued + third.queued == 3
+    # Runware's URLs (its host in any case); not the app's own, not the archived ones.
     assert {(job, url) for _, job, url in await _queued(db)} == {
         ("a", URL_A),
         ("b", URL_B),
-        ("c", URL_A),
+        ("c", URL_A.upper().replace("HTTPS", "https")),
     }
     assert again.queued == 0  # already queued: nothing new
 
@@ -315,13 +318,13 @@ async def test_backfill_leaves_given_up_tasks_alone(
     store: FunctionStore, db: asyncpg.Connection
 ) -> None:
     project = await new_project(db, {"a": URL_A})
-    await store.archive_backfill_page(None, 10, PUBLIC)
+    await store.archive_backfill_page(None, 10, SOURCES, PUBLIC)
     [task] = await store.claim_archive_tasks("r", 10, 30, 10)
     await store.archive_failed(
         task, "too large", permanent=True, retry_in_seconds=0, max_attempts=3
     )
 
-    page = await store.archive_backfill_page(None, 10, PUBLIC)
+    page = await store.archive_backfill_page(None, 10, SOURCES, PUBLIC)
 
     assert page.queued == 0
     assert (await _tasks(db))[(project, "a")]["state"] == "given_up"
@@ -357,4 +360,7 @@ async def test_bad_claim_and_backfill_input_is_rejected(store: FunctionStore) ->
     with pytest.raises(StoreRejected):
         await store.claim_archive_tasks("", 10, 30, 10)
     with pytest.raises(StoreRejected):
-        await store.archive_backfill_page(None, 10, "ftp://nope/")
+        await store.archive_backfill_page(None, 10, SOURCES, "ftp://nope/")
+    for sources in ([], ["vm.runware.ai"], ["https://vm.runware.ai/video/"]):
+        with pytest.raises(StoreRejected):
+            await store.archive_backfill_page(None, 10, sources, PUBLIC)

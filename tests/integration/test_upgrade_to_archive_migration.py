@@ -12,6 +12,8 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from reconciler.archive.paths import source_prefixes
+from reconciler.config import load_settings
 from reconciler.local.simulator import RunwareSimulator
 from reconciler.local.storage import StorageStandIn
 from reconciler.migrations import apply_migrations, migration_files
@@ -102,7 +104,8 @@ async def test_previous_database_upgrades_and_every_video_is_archived(
             store = await connect_postgres_store(previous_db)
             try:
                 prefix = f"{storage.url}/storage/v1/object/public/{BUCKET}/"
-                page = await store.archive_backfill_page(None, 100, prefix)
+                sources = source_prefixes(load_settings(env).allowed_url_hosts)
+                page = await store.archive_backfill_page(None, 100, sources, prefix)
             finally:
                 await store.close()
 

@@ -13,7 +13,9 @@ from reconciler.archive.paths import (
     check_bucket_name,
     public_base_url,
     public_object_url,
+    source_prefixes,
 )
+from reconciler.clips import parse_allowed_origin
 
 PROJECT = UUID("00000000-0000-4000-8000-00000000000a")
 
@@ -85,3 +87,16 @@ def test_bad_bucket_names_are_refused(bucket: str) -> None:
 
 def test_good_bucket_name_passes() -> None:
     assert check_bucket_name("videos-archive") == "videos-archive"
+
+
+def test_source_prefixes_name_each_allowed_origin() -> None:
+    origins = [
+        parse_allowed_origin(entry)
+        for entry in ("vm.runware.ai", "http://127.0.0.1:8100", "https://im.runware.ai:8443")
+    ]
+
+    assert source_prefixes(origins) == [
+        "http://127.0.0.1:8100/",
+        "https://im.runware.ai:8443/",
+        "https://vm.runware.ai/",
+    ]

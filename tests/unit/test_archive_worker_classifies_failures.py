@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -72,7 +73,11 @@ class RecordingStore:
         raise AssertionError("not used by an attempt")
 
     async def archive_backfill_page(
-        self, after: UUID | None, limit: int, archived_prefix: str
+        self,
+        after: UUID | None,
+        limit: int,
+        source_prefixes: Sequence[str],
+        archived_prefix: str,
     ) -> ArchiveBackfillPage:
         raise AssertionError("not used by an attempt")
 
