@@ -197,7 +197,7 @@ def _resync(_: argparse.Namespace) -> int:
 
 
 async def _run_archive(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from reconciler.archive.paths import public_base_url, source_prefixes
     from reconciler.services import connect_store
@@ -212,7 +212,14 @@ async def _run_archive(args: argparse.Namespace, settings: Settings, console: Co
             # Only videos from where Runware serves them (the allow-list): URLs the app wrote
             # from elsewhere are not ours to copy.
             sources = source_prefixes(settings.allowed_url_hosts)
-            columns = (SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn())
+            # As `sweep` shows it: the number of projects is not known in advance (counting
+            # them would be a scan of its own), so the bar pulses and the count grows.
+            columns = (
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+            )
             scanned = queued = 0
             with Progress(*columns, console=console) as progress:
                 scanning = progress.add_task("Queueing finished clips for archiving", total=None)
