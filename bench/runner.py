@@ -25,6 +25,7 @@ from bench import (
     w5_webhook_parse,
     w6_host_tax,
     w7_sweep_cost,
+    w8_archive,
     w9_status,
 )
 from bench.context import BenchContext
@@ -43,6 +44,7 @@ WORKLOADS: dict[str, Workload] = {
     "W5": w5_webhook_parse.run,
     "W6": w6_host_tax.run,
     "W7": w7_sweep_cost.run,
+    "W8": w8_archive.run,
     "W9": w9_status.run,
 }
 T = TypeVar("T")

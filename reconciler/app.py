@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import cast
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
+from reconciler.archive.worker import announce_archiving
 from reconciler.config import Settings
 from reconciler.http.access_log import AccessLog
 from reconciler.http.admin import admin_routes
@@ -20,8 +21,39 @@ from reconciler.http.metrics import metrics
 from reconciler.http.runware_webhook import runware_webhook
 from reconciler.observability.metrics import ServiceMetrics
 from reconciler.operator.heartbeat import heartbeating
-from reconciler.ports import OperatorStore
-from reconciler.services import open_services
+from reconciler.ports import StoreRejected, StoreUnavailable
+from reconciler.services import Services, open_services
+
+
+async def _start_archiving(
+    services: Services, metrics: ServiceMetrics
+) -> asyncio.Task[None] | None:
+    """Tell SQL whether results are queued for archiving before the engine writes any (else a
+    result written in the first moments of a first start with archiving on would be missed);
+    if the database does not answer yet, keep trying in the background. Then start the archive
+    worker when archiving is on."""
+    enabled = services.archive is not None
+    switching: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(services.store.set_archiving(enabled), 5.0)
+    except (StoreUnavailable, StoreRejected, TimeoutError):
+        switching = asyncio.create_task(
+            announce_archiving(services.store, enabled), name="archive-switch"
+        )
+    if services.archive is not None:
+        metrics.watch_archive(services.archive)
+        services.archive.start()
+    return switching
+
+
+async def _stop_archiving(
+    services: Services, switching: asyncio.Task[None] | None, deadline_seconds: float
+) -> None:
+    if switching is not None:
+        switching.cancel()
+        await asyncio.gather(switching, return_exceptions=True)
+    if services.archive is not None:
+        await services.archive.stop(deadline_seconds)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -36,14 +68,14 @@ def create_app(settings: Settings) -> Starlette:
             if services.engine is None:
                 yield
                 return
+            archiving = await _start_archiving(services, service_metrics)
             services.engine.start()
             try:
-                # Both store adapters implement OperatorStore beside Store.
-                store = cast(OperatorStore, services.store)
                 interval = settings.heartbeat_seconds
-                async with heartbeating(store, services.engine, interval_seconds=interval):
+                async with heartbeating(services.store, services.engine, interval_seconds=interval):
                     yield
             finally:
+                await _stop_archiving(services, archiving, settings.shutdown_seconds)
                 await services.engine.stop(settings.shutdown_seconds)
 
     return Starlette(

@@ -1,4 +1,4 @@
-"""`reconciler` command line: serve, check, status, migrate, demo."""
+"""`reconciler` command line: serve, check, sweep, resync, migrate, archive, status, demo."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -23,7 +23,6 @@ from reconciler.redaction import Redactor
 
 if TYPE_CHECKING:
     from reconciler.operator.views import Overview, ProjectView
-    from reconciler.ports import OperatorStore
 
 EXIT_CONFIG = 2
 
@@ -207,16 +206,14 @@ async def _read_status(
     from reconciler.operator.views import read_overview, read_project_view
     from reconciler.services import connect_store
 
-    connected = await connect_store(settings)
-    # Both store adapters implement the operator's reads beside Store.
-    store = cast("OperatorStore", connected)
+    store = await connect_store(settings)
     try:
         if project_id is None:
             overview = await read_overview(store)
             return overview.generated_at, overview
         return datetime.now(UTC), await read_project_view(store, project_id)
     finally:
-        await connected.close()
+        await store.close()
 
 
 async def _fetch_status(
@@ -276,10 +273,83 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _run_archive(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from reconciler.archive.paths import public_base_url, source_prefixes
+    from reconciler.services import connect_store
+
+    assert settings.supabase_url is not None
+    assert settings.archive.bucket is not None
+    store = await connect_store(settings)
+    try:
+        if args.backfill:
+            # Clips already holding the bucket's public URL are archived: skipped.
+            prefix = public_base_url(settings.supabase_url, settings.archive.bucket)
+            # Only videos from where Runware serves them (the allow-list): URLs the app wrote
+            # from elsewhere are not ours to copy.
+            sources = source_prefixes(settings.allowed_url_hosts)
+            # As `sweep` shows it: the number of projects is not known in advance (counting
+            # them would be a scan of its own), so the bar pulses and the count grows.
+            columns = (
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+            )
+            scanned = queued = 0
+            with Progress(*columns, console=console) as progress:
+                scanning = progress.add_task("Queueing finished clips for archiving", total=None)
+                after: UUID | None = None
+                while True:
+                    page = await store.archive_backfill_page(after, args.page_size, sources, prefix)
+                    scanned += page.scanned
+                    queued += page.queued
+                    progress.advance(scanning, page.scanned)
+                    if page.last is None:
+                        break
+                    after = page.last
+                    # Throttled: one page, then a pause, so the scan never competes with the
+                    # app for long.
+                    await asyncio.sleep(args.pause_seconds)
+            console.print(f"Scanned {scanned} projects; queued {queued} clips for archiving.")
+        stats = await store.archive_stats(by_state=True)
+    finally:
+        await store.close()
+    by_state = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in stats.by_state.items())
+    console.print(
+        f"Archive: {stats.backlog} waiting (oldest {stats.oldest_age_seconds:.0f} s); {by_state}."
+        + ("" if stats.enabled else " Archiving is off in the database: start `serve` with it on.")
+    )
+    return 0
+
+
+def _at_least(parse: Callable[[str], float], minimum: float) -> Callable[[str], Any]:
+    """An argparse type: a number no smaller than `minimum` (argparse words the refusal)."""
+
+    def checked(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text!r}")
+        return value
+
+    return checked
+
+
+def _archive(args: argparse.Namespace) -> int:
+    settings = _settings(serving=False)
+    if not settings.archive.enabled:
+        raise ConfigError("RECONCILER_ARCHIVE", "must be supabase to back-fill or report archiving")
+    return asyncio.run(_run_archive(args, settings, Console()))
+
+
 def _demo(args: argparse.Namespace) -> int:
     from reconciler.local.demo import run_demo
 
-    code: int = asyncio.run(run_demo(clips=args.clips))
+    code: int = asyncio.run(run_demo(clips=args.clips, archive=args.archive))
     return code
 
 
@@ -338,11 +408,35 @@ def parser() -> argparse.ArgumentParser:
         "--project", metavar="PROJECT_ID", help="every clip of this project with its job"
     )
     status.set_defaults(run=_status)
+    archive = commands.add_parser(
+        "archive",
+        help="archiving's backlog; with --backfill, queue clips that hold URLs not archived yet",
+    )
+    archive.add_argument(
+        "--backfill",
+        action="store_true",
+        help="scan every project (keyset pages, throttled) and queue its finished clips",
+    )
+    archive.add_argument(
+        "--page-size", type=_at_least(int, 1), default=500, help="projects per page (default 500)"
+    )
+    archive.add_argument(
+        "--pause-seconds",
+        type=_at_least(float, 0),
+        default=0.1,
+        help="pause between pages (default 0.1)",
+    )
+    archive.set_defaults(run=_archive)
 
     demo = commands.add_parser(
         "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"
     )
     demo.add_argument("--clips", type=int, default=8, help="pending clips to create (default 8)")
+    demo.add_argument(
+        "--archive",
+        action="store_true",
+        help="archiving on: finished videos are copied into a local Storage stand-in",
+    )
     demo.set_defaults(run=_demo)
     return root
 

@@ -15,6 +15,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
@@ -22,6 +23,12 @@ from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, Val
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from reconciler.archive.paths import (
+    DEFAULT_PATH_TEMPLATE,
+    ObjectPathError,
+    ObjectPathTemplate,
+    check_bucket_name,
+)
 from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS, AllowedOrigin, parse_allowed_origin
 from reconciler.redaction import mask_url_password
 
@@ -32,6 +39,7 @@ FeedKind = Literal["realtime", "off"]
 FeedChoice = Literal["auto", "realtime", "off"]
 LogFormat = Literal["console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+ArchiveKind = Literal["off", "supabase"]
 
 MIN_WEBHOOK_SECRET_LENGTH = 32
 # The token travels in a query string, where `+`, `/`, `=` and `%` are decoded or mangled on
@@ -104,7 +112,23 @@ def _notify_means_off(value: object) -> object:
     return "off" if isinstance(value, str) and value == "notify" else value
 
 
+def _archive_path(value: str) -> str:
+    try:
+        return ObjectPathTemplate.parse(value).template
+    except ObjectPathError as error:
+        raise ValueError(str(error)) from None
+
+
+def _bucket(value: str) -> str:
+    try:
+        return check_bucket_name(value)
+    except ObjectPathError as error:
+        raise ValueError(str(error)) from None
+
+
 PostgresUrl = Annotated[str, _url_of("postgres", "postgresql")]
+ArchivePath = Annotated[str, AfterValidator(_archive_path)]
+BucketName = Annotated[str, AfterValidator(_bucket)]
 HttpUrl = Annotated[str, _url_of("http", "https")]
 WebhookSecrets = Annotated[
     tuple[str, ...], BeforeValidator(_comma_list), AfterValidator(_webhook_secrets)
@@ -159,6 +183,25 @@ def _whole(
     env: str, default: int, help: str, *, minimum: int = 1, maximum: int | None = None
 ) -> Any:
     return _setting(env, default, help, minimum=minimum, maximum=maximum)
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """RECONCILER_ARCHIVE and its knobs, as the archive worker and the CLI use them."""
+
+    kind: ArchiveKind
+    bucket: str | None
+    path: ObjectPathTemplate
+    max_bytes: int
+    concurrency: int
+    lease_seconds: float
+    max_attempts: int
+    retry_base_seconds: float
+    retry_cap_seconds: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "off"
 
 
 class Settings(BaseSettings):
@@ -449,6 +492,58 @@ class Settings(BaseSettings):
         minimum=0.05,
     )
 
+    # Archiving finished videos into Supabase Storage (README, "Archiving")
+    archive_kind: ArchiveKind = _setting(
+        "RECONCILER_ARCHIVE",
+        "off",
+        "`supabase`: copy each finished video into Supabase Storage and swap the clip to the"
+        " object's URL (needs `SUPABASE_URL` and `SUPABASE_SERVICE_ROLE_KEY`, on either"
+        " transport); `off` keeps Runware's URLs, which Runware deletes after a while",
+    )
+    archive_bucket: BucketName | None = _setting(
+        "RECONCILER_ARCHIVE_BUCKET",
+        None,
+        "the Storage bucket videos are copied into; required with archiving on",
+    )
+    archive_path: ArchivePath = _setting(
+        "RECONCILER_ARCHIVE_PATH",
+        DEFAULT_PATH_TEMPLATE,
+        "object path in the bucket: only `{project_id}` and `{job_id}` (required), no `..`, no"
+        " leading `/`",
+    )
+    archive_max_bytes: int = _whole(
+        "RECONCILER_ARCHIVE_MAX_BYTES",
+        2 * 1024**3,
+        "larger videos are not archived (given up; the clip keeps its Runware URL)",
+    )
+    archive_concurrency: int = _whole(
+        "RECONCILER_ARCHIVE_CONCURRENCY", 2, "videos copied at once, per replica"
+    )
+    archive_lease_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_LEASE_SECONDS",
+        300.0,
+        "a copy's lease; renewed while it runs, handed back on SIGTERM, taken over by another"
+        " replica once expired (after a `kill -9`)",
+        minimum=1.0,
+    )
+    archive_max_attempts: int = _whole(
+        "RECONCILER_ARCHIVE_MAX_ATTEMPTS",
+        10,
+        "attempts per video before it is given up (the clip keeps its Runware URL)",
+    )
+    archive_retry_base_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_RETRY_BASE_SECONDS",
+        30.0,
+        "backoff between attempts of one video starts here, doubling, jittered",
+        minimum=0.01,
+    )
+    archive_retry_cap_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_RETRY_CAP_SECONDS",
+        3600.0,
+        "backoff between attempts of one video never exceeds this",
+        minimum=0.01,
+    )
+
     # Logs
     log_level: LogLevel = _setting(
         "RECONCILER_LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`"
@@ -476,6 +571,21 @@ class Settings(BaseSettings):
         ):
             return "realtime"
         return "off"
+
+    @property
+    def archive(self) -> ArchiveSettings:
+        """The archiving settings, with the path template parsed (validated on load)."""
+        return ArchiveSettings(
+            kind=self.archive_kind,
+            bucket=self.archive_bucket,
+            path=ObjectPathTemplate.parse(self.archive_path),
+            max_bytes=self.archive_max_bytes,
+            concurrency=self.archive_concurrency,
+            lease_seconds=self.archive_lease_seconds,
+            max_attempts=self.archive_max_attempts,
+            retry_base_seconds=self.archive_retry_base_seconds,
+            retry_cap_seconds=self.archive_retry_cap_seconds,
+        )
 
     @property
     def jwt_issuer(self) -> str | None:
@@ -522,6 +632,7 @@ _SECTIONS: Final = {
     "runware_api_key": "Runware",
     "port": "HTTP",
     "engine": "Engine",
+    "archive_kind": "Archiving finished videos into Supabase Storage",
     "log_level": "Logs",
 }
 
@@ -623,6 +734,13 @@ def _check_combinations(settings: Settings, *, require_runware: bool, serving: b
         settings.supabase_url is None or settings.supabase_service_role_key is None
     ):
         raise _fail("requested_feed", "realtime needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
+    if settings.archive_kind == "supabase":
+        if settings.supabase_url is None:
+            raise _fail("supabase_url", "is required with RECONCILER_ARCHIVE=supabase")
+        if settings.supabase_service_role_key is None:
+            raise _fail("supabase_service_role_key", "is required with RECONCILER_ARCHIVE=supabase")
+        if settings.archive_bucket is None:
+            raise _fail("archive_bucket", "is required with RECONCILER_ARCHIVE=supabase")
     if serving and not settings.webhook_secrets and not settings.insecure_webhooks:
         raise _fail(
             "webhook_secrets",

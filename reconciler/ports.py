@@ -313,3 +313,111 @@ class OperatorStore(Protocol):
     async def operator_project(self, project_id: UUID) -> Mapping[str, Any] | None:
         """Every clip of one project with its job row, or None for an unknown project."""
         ...
+
+
+# --- Archiving finished videos (RECONCILER_ARCHIVE) --------------------------------------------
+
+ArchiveTaskState = Literal["queued", "archived", "given_up", "superseded"]
+# What finishing a task did: the clip swapped to the archived URL; the clip had changed (left
+# alone); or the task was no longer queued for that URL (another replica finished it).
+ArchiveSucceeded = Literal["archived", "superseded", "not_queued"]
+ArchiveFailed = Literal["queued", "given_up", "not_queued"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveTask:
+    """A claimed task: copy `source_url` (what the clip holds now) into Storage. `attempts`
+    counts claims, this one included."""
+
+    project_id: UUID
+    job_id: str
+    source_url: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedObject:
+    """Where a video now lives in Storage, and what was copied."""
+
+    object_path: str
+    archived_url: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveBackfillPage:
+    """One keyset page of the back-fill; `last` is where the next page starts (None: done)."""
+
+    last: UUID | None
+    scanned: int
+    queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveStats:
+    """Whether archiving is on, tasks not finished and the age of the oldest, tasks by state."""
+
+    enabled: bool
+    backlog: int
+    oldest_age_seconds: float
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+class ArchiveStore(Protocol):
+    """The archive queue's database operations; each is one SQL function call."""
+
+    async def set_archiving(self, enabled: bool) -> int:
+        """Tell SQL whether results written from now on are queued; returns the backlog."""
+        ...
+
+    async def claim_archive_tasks(
+        self, owner: str, limit: int, lease_seconds: float, max_attempts: int
+    ) -> list[ArchiveTask]:
+        """Lease due tasks (expired leases included); tasks whose clip changed end superseded,
+        tasks claimed `max_attempts` times already (never finished) end given up."""
+        ...
+
+    async def renew_archive_leases(self, owner: str, lease_seconds: float) -> int: ...
+
+    async def release_archive_leases(self, owner: str) -> int:
+        """A clean stop: this owner's tasks are claimable again at once."""
+        ...
+
+    async def archive_succeeded(
+        self, task: ArchiveTask, archived: ArchivedObject
+    ) -> ArchiveSucceeded:
+        """Swap the clip to the archived URL iff it still holds the task's URL (I1)."""
+        ...
+
+    async def archive_failed(
+        self,
+        task: ArchiveTask,
+        error: str,
+        *,
+        permanent: bool,
+        retry_in_seconds: float,
+        max_attempts: int,
+    ) -> ArchiveFailed:
+        """Retry later, or give up (permanent, or attempts used up): the clip keeps its URL."""
+        ...
+
+    async def archive_backfill_page(
+        self,
+        after: UUID | None,
+        limit: int,
+        source_prefixes: Sequence[str],
+        archived_prefix: str,
+    ) -> ArchiveBackfillPage:
+        """Queue the clips of one page of projects that hold URLs from these origins
+        (`scheme://host/`) not archived yet."""
+        ...
+
+    async def archive_stats(self, *, by_state: bool = False) -> ArchiveStats:
+        """The backlog (cheap); `by_state` also counts every task ever queued (on demand)."""
+        ...
+
+
+class FullStore(Store, ArchiveStore, OperatorStore, Protocol):
+    """Everything both transports implement: the reconciler's store, the archive queue and the
+    operator's reads."""

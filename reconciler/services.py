@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from reconciler.archive.transfer import StorageUploader
+from reconciler.archive.worker import ArchivePolicy, ArchiveWorker
 from reconciler.auth import CallerVerifier, JwksCache
+from reconciler.backoff import Backoff
 from reconciler.checker import CheckPolicy, ClipChecker
 from reconciler.clips import UrlPolicy
 from reconciler.config import Settings
 from reconciler.engine import Engine, EnginePolicy
 from reconciler.ingest import WebhookIngestor
 from reconciler.observability.observer import NullObserver, Observer
-from reconciler.ports import ChangeFeed, RunwareApi, Store
+from reconciler.ports import ChangeFeed, FullStore, RunwareApi
 from reconciler.ratelimit import KeyedRateLimiter, TokenBucket
 from reconciler.runware.client import RunwareClient
 from reconciler.schedule import PollPolicy
@@ -26,7 +29,7 @@ from reconciler.store.supabase import connect_supabase_store
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    store: Store
+    store: FullStore
     runware: RunwareApi
     checker: ClipChecker
     webhooks: WebhookIngestor
@@ -36,9 +39,11 @@ class Services:
     # None: full-access callers (service role key, admin token) are not rate-limited.
     service_check_rate_limit: KeyedRateLimiter | None = None
     observer: Observer = field(default_factory=NullObserver)
+    # Copies finished videos into Storage (RECONCILER_ARCHIVE=supabase, with the engine).
+    archive: ArchiveWorker | None = None
 
 
-async def connect_store(settings: Settings) -> Store:
+async def connect_store(settings: Settings) -> FullStore:
     if settings.transport == "postgres":
         assert settings.database_url is not None  # guaranteed by load_settings
         return await connect_postgres_store(settings.database_url, max_size=settings.db_pool_size)
@@ -97,6 +102,31 @@ def engine_policy(settings: Settings) -> EnginePolicy:
     )
 
 
+def archive_policy(settings: Settings) -> ArchivePolicy:
+    assert settings.supabase_url is not None  # guaranteed by load_settings with archiving on
+    assert settings.archive.bucket is not None
+    return ArchivePolicy(
+        supabase_url=settings.supabase_url,
+        bucket=settings.archive.bucket,
+        path=settings.archive.path,
+        max_bytes=settings.archive.max_bytes,
+        concurrency=settings.archive.concurrency,
+        lease_seconds=settings.archive.lease_seconds,
+        max_attempts=settings.archive.max_attempts,
+        retry=Backoff(settings.archive.retry_base_seconds, settings.archive.retry_cap_seconds),
+        idle_seconds=settings.poll_interval_seconds,
+    )
+
+
+def archive_worker(settings: Settings, store: FullStore, http: httpx.AsyncClient) -> ArchiveWorker:
+    assert settings.supabase_url is not None
+    assert settings.supabase_service_role_key is not None
+    uploader = StorageUploader(http, settings.supabase_url, settings.supabase_service_role_key)
+    return ArchiveWorker(
+        store, http, uploader, UrlPolicy(settings.allowed_url_hosts), archive_policy(settings)
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_services(
     settings: Settings, *, with_feed: bool = True, observer: Observer | None = None
@@ -122,6 +152,13 @@ async def open_services(
         else None
     )
     auth_http = httpx.AsyncClient(timeout=10)
+    # Videos are large: a generous read timeout between pieces, a short connect timeout.
+    archive_http = httpx.AsyncClient(timeout=httpx.Timeout(120, connect=10))
+    archive = (
+        archive_worker(settings, store, archive_http)
+        if settings.archive.enabled and settings.engine
+        else None
+    )
     callers = CallerVerifier(
         trusted_tokens=settings.caller_tokens,
         issuer=settings.jwt_issuer,
@@ -155,8 +192,10 @@ async def open_services(
             rate_limit,
             service_rate_limit,
             observer,
+            archive,
         )
     finally:
+        await archive_http.aclose()
         await auth_http.aclose()
         await runware.aclose()
         await store.close()

@@ -25,5 +25,7 @@ begin
 end;
 $$;
 
--- Our tables (jobs, stored results, the outbox, migration records) and private functions.
+-- Our tables (jobs, stored results, the outbox, the archive queue and its switch, migration
+-- records) and private functions. Videos already copied into Storage stay in their bucket, and
+-- clips keep the archived URLs they hold: remove the bucket yourself if you want them gone.
 drop schema if exists reconciler cascade;

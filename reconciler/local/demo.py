@@ -31,13 +31,16 @@ from reconciler.local.simulator import (
     JobDefaults,
     RunwareSimulator,
     SimulatorConfig,
+    VideoFiles,
     WebhookFaults,
 )
+from reconciler.local.storage import StorageStandIn
 from reconciler.migrations import apply_baseline, apply_migrations
 from reconciler.redaction import mask_url_password
 from reconciler.runware.client import RunwareClient
 
 SETTLE_DEADLINE_SECONDS = 90.0
+ARCHIVE_BUCKET = "videos"
 WATCH_INTERVAL_SECONDS = 0.2
 
 
@@ -48,6 +51,8 @@ class DemoStack:
     service_url: str
     token: str
     webhook_secret: str
+    # With `--archive`: the Storage stand-in finished videos are copied into.
+    storage: StorageStandIn | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -88,8 +93,28 @@ async def _start_postgres(postgres: LocalPostgres) -> None:
         raise
 
 
+def _archive_env(simulator: RunwareSimulator, storage: StorageStandIn, key: str) -> dict[str, str]:
+    """Archiving into the Storage stand-in; videos are real bytes on the simulator's origin."""
+    return {
+        "RECONCILER_ARCHIVE": "supabase",
+        "RECONCILER_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
+        "SUPABASE_URL": storage.url,
+        "SUPABASE_SERVICE_ROLE_KEY": key,
+        "RECONCILER_ALLOWED_URL_HOSTS": simulator.base_url,
+    }
+
+
 @contextlib.asynccontextmanager
-async def demo_stack(console: Console) -> AsyncIterator[DemoStack]:
+async def _maybe_storage(key: str | None) -> AsyncIterator[StorageStandIn | None]:
+    if key is None:
+        yield None
+        return
+    async with StorageStandIn(key, buckets=[ARCHIVE_BUCKET]) as storage:
+        yield storage
+
+
+@contextlib.asynccontextmanager
+async def demo_stack(console: Console, *, archive: bool = False) -> AsyncIterator[DemoStack]:
     """PostgreSQL, simulator and service, torn down in reverse order on exit."""
     # Ours before it starts: cancelled during the start (Ctrl-C), the `finally` stops it.
     postgres = LocalPostgres()
@@ -107,10 +132,15 @@ async def demo_stack(console: Console) -> AsyncIterator[DemoStack]:
             seed=2026,
             jobs=JobDefaults(seconds=2.0, seconds_jitter=4.0),
             webhooks=WebhookFaults(),
+            videos=VideoFiles(on_own_origin=archive, size_bytes=1024 * 1024),
         )
-        async with RunwareSimulator(config) as simulator:
+        storage_key = secrets.token_urlsafe(24) if archive else None
+        async with RunwareSimulator(config) as simulator, _maybe_storage(storage_key) as storage:
             console.print(f"[green]✓[/] Runware simulator on {simulator.url}")
             env = _service_env(database_url, simulator)
+            if storage is not None and storage_key is not None:
+                env |= _archive_env(simulator, storage, storage_key)
+                console.print(f"[green]✓[/] Storage stand-in on {storage.url}, archiving on")
             async with serve(create_app(load_settings(env))) as service_url:
                 console.print(
                     f"[green]✓[/] Service on {service_url} (webhooks, LISTEN/NOTIFY, poller)"
@@ -121,6 +151,7 @@ async def demo_stack(console: Console) -> AsyncIterator[DemoStack]:
                     service_url,
                     env["RECONCILER_ADMIN_TOKEN"],
                     env["RUNWARE_WEBHOOK_SECRET"],
+                    storage,
                 )
     finally:
         await asyncio.to_thread(postgres.stop)
@@ -188,12 +219,35 @@ async def check_through_endpoint(stack: DemoStack, project_id: UUID) -> dict[str
         return body
 
 
-async def run_demo(clips: int = 8) -> int:
+async def watch_until_archived(
+    stack: DemoStack, conn: asyncpg.Connection, project_id: UUID, console: Console
+) -> int:
+    """With archiving on: wait until every completed clip holds its Storage URL."""
+    assert stack.storage is not None
+    prefix = stack.storage.public_url(ARCHIVE_BUCKET, "")
+    started = time.monotonic()
+    while True:
+        clips: dict[str, str] = json.loads(
+            await conn.fetchval("select clips::text from public.projects where id = $1", project_id)
+        )
+        done = [v for v in clips.values() if v != "failed"]
+        archived = sum(1 for v in done if v.startswith(prefix))
+        if archived == len(done) or time.monotonic() - started > SETTLE_DEADLINE_SECONDS:
+            console.print(
+                f"[green]✓[/] {archived} of {len(done)} completed clips now point at Storage"
+                f" ({prefix}…): Runware may delete its copies."
+            )
+            return len(done) - archived
+        await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+
+
+async def run_demo(clips: int = 8, *, archive: bool = False) -> int:
     console = Console()
     if clips < 2:
         console.print("[red]--clips must be at least 2 (one of them is made to fail)[/]")
         return 2
-    async with demo_stack(console) as stack:
+    not_archived = 0
+    async with demo_stack(console, archive=archive) as stack:
         conn = await asyncpg.connect(stack.database_url)
         try:
             project_id = await create_demo_project(stack, conn, clips)
@@ -204,6 +258,8 @@ async def run_demo(clips: int = 8) -> int:
                 "Watching projects.clips — nobody calls anything:"
             )
             final, how, elapsed = await watch_until_settled(stack, conn, project_id, console)
+            if stack.storage is not None:
+                not_archived = await watch_until_archived(stack, conn, project_id, console)
         finally:
             await conn.close()
         checked = await check_through_endpoint(stack, project_id)
@@ -219,6 +275,9 @@ async def run_demo(clips: int = 8) -> int:
             f" delivered, {counters.webhook_dropped} dropped."
         )
     pending = sum(1 for v in final.values() if v == "pending")
+    if not_archived:
+        console.print(f"[red]✗ {not_archived} completed clips not archived after the deadline[/]")
+        return 1
     if pending:
         console.print(f"[red]✗ {pending} clips still pending after the deadline[/]")
         return 1

@@ -14,7 +14,7 @@ Two kinds of series:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Protocol, get_args, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -23,7 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 
 from reconciler.observability.pending import PendingStatsCache, PendingStatsSource
-from reconciler.ports import TASK_OUTCOMES, FeedState, WebhookOutcome
+from reconciler.ports import TASK_OUTCOMES, ArchiveStats, FeedState, WebhookOutcome
 
 PREFIX = "reconciler_"
 # The classic text format (0.0.4), which every Prometheus version scrapes; the metric names
@@ -158,6 +158,10 @@ class ServiceMetrics:
         self._state.engine = engine
         self._state.pending = PendingStatsCache(store, max_age_seconds=self._pending_cache_seconds)
 
+    def watch_archive(self, worker: ArchiveReadings) -> None:
+        """Report the archive worker's counts and the backlog it reads (archiving on)."""
+        self.registry.register(_ArchiveCollector(worker))
+
     async def render(self) -> bytes:
         """The exposition text (`CONTENT_TYPE`); reads the database first (cached), then
         everything else."""
@@ -290,4 +294,62 @@ def _feed_series(engine: EngineReadings) -> Iterator[Metric]:
             "feed_events_dropped",
             "Change notifications lost to a full queue (each run of them ends in a sweep).",
             feed.events_dropped,
+        )
+
+
+# --- Archiving (RECONCILER_ARCHIVE) -------------------------------------------------------------
+
+
+class ArchiveCountsReadings(Protocol):
+    @property
+    def outcomes(self) -> Mapping[str, int]: ...
+    @property
+    def bytes_archived(self) -> int: ...
+
+
+class ArchiveReadings(Protocol):
+    """The read-only view of the archive worker that metrics need (`ArchiveWorker` has it)."""
+
+    @property
+    def counts(self) -> ArchiveCountsReadings: ...
+    @property
+    def stats(self) -> ArchiveStats | None: ...
+    @property
+    def trouble(self) -> str | None: ...
+
+
+class _ArchiveCollector:
+    def __init__(self, worker: ArchiveReadings) -> None:
+        self._worker = worker
+
+    def collect(self) -> Iterable[Metric]:
+        counts = self._worker.counts
+        outcomes = CounterMetricFamily(
+            f"{PREFIX}archive_tasks",
+            "Archive attempts by outcome: archived, superseded (the app changed the clip),"
+            " given_up (the clip keeps its Runware URL), retried, not_queued (another replica"
+            " finished it).",
+            labels=["outcome"],
+        )
+        for outcome, value in sorted(counts.outcomes.items()):
+            outcomes.add_metric([outcome], value)
+        yield outcomes
+        yield _counter(
+            "archive_bytes", "Bytes of video copied into Storage.", counts.bytes_archived
+        )
+        yield _gauge(
+            "archive_paused",
+            "1 while the bucket cannot be used (results stay queued).",
+            1.0 if self._worker.trouble is not None else 0.0,
+        )
+        stats = self._worker.stats
+        if stats is None:
+            return
+        yield _gauge(
+            "archive_backlog", "Results waiting to be archived, all replicas.", stats.backlog
+        )
+        yield _gauge(
+            "archive_oldest_unarchived_age_seconds",
+            "Age of the oldest result waiting to be archived (0 when none).",
+            stats.oldest_age_seconds,
         )

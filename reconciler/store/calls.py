@@ -136,6 +136,58 @@ FINISH_POLL_ROUND = SqlFunction(
 OPERATOR_OVERVIEW = SqlFunction("reconciler_operator_overview", (("oldest_limit", "integer"),))
 OPERATOR_PROJECT = SqlFunction("reconciler_operator_project", (("project_id", "uuid"),))
 
+
+# --- Archiving (20261202100000_clip_reconciler_archive.sql) ---
+SET_ARCHIVING = SqlFunction("reconciler_set_archiving", (("enabled", "boolean"),))
+CLAIM_ARCHIVE_TASKS = SqlFunction(
+    "reconciler_claim_archive_tasks",
+    (
+        ("owner", "text"),
+        ("limit", "integer"),
+        ("lease_seconds", "double precision"),
+        ("max_attempts", "integer"),
+    ),
+)
+RENEW_ARCHIVE_LEASES = SqlFunction(
+    "reconciler_renew_archive_leases",
+    (("owner", "text"), ("lease_seconds", "double precision")),
+)
+RELEASE_ARCHIVE_LEASES = SqlFunction("reconciler_release_archive_leases", (("owner", "text"),))
+ARCHIVE_SUCCEEDED = SqlFunction(
+    "reconciler_archive_succeeded",
+    (
+        ("project_id", "uuid"),
+        ("job_id", "text"),
+        ("source_url", "text"),
+        ("archived_url", "text"),
+        ("object_path", "text"),
+        ("size_bytes", "bigint"),
+        ("sha256", "text"),
+    ),
+)
+ARCHIVE_FAILED = SqlFunction(
+    "reconciler_archive_failed",
+    (
+        ("project_id", "uuid"),
+        ("job_id", "text"),
+        ("source_url", "text"),
+        ("error", "text"),
+        ("permanent", "boolean"),
+        ("retry_in_seconds", "double precision"),
+        ("max_attempts", "integer"),
+    ),
+)
+ARCHIVE_BACKFILL_PAGE = SqlFunction(
+    "reconciler_archive_backfill_page",
+    (
+        ("after", "uuid"),
+        ("limit", "integer"),
+        ("source_prefixes", "text[]"),
+        ("archived_prefix", "text"),
+    ),
+)
+ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", (("by_state", "boolean"),))
+
 # Every function of ours in `public` but the trigger's: what the service calls (FINISH_ROUND
 # through FINISH_POLL_ROUND, in SQL).
 CATALOGUE: tuple[SqlFunction, ...] = (
@@ -159,4 +211,12 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     FINISH_POLL_ROUND,
     OPERATOR_OVERVIEW,
     OPERATOR_PROJECT,
+    SET_ARCHIVING,
+    CLAIM_ARCHIVE_TASKS,
+    RENEW_ARCHIVE_LEASES,
+    RELEASE_ARCHIVE_LEASES,
+    ARCHIVE_SUCCEEDED,
+    ARCHIVE_FAILED,
+    ARCHIVE_BACKFILL_PAGE,
+    ARCHIVE_STATS,
 )

@@ -14,6 +14,12 @@ from reconciler.callers import UserCaller
 from reconciler.ports import (
     STORED_OUTCOMES,
     ApplyOutcome,
+    ArchiveBackfillPage,
+    ArchivedObject,
+    ArchiveFailed,
+    ArchiveStats,
+    ArchiveSucceeded,
+    ArchiveTask,
     DrainOutcome,
     IngestOutcome,
     PendingStats,
@@ -279,3 +285,105 @@ class FunctionStore:
 
     async def close(self) -> None:
         await self._caller.close()
+
+    # --- Archiving (ArchiveStore) -------------------------------------------------------------
+
+    async def set_archiving(self, enabled: bool) -> int:
+        answer = await self._call(calls.SET_ARCHIVING, enabled=enabled)
+        return int(answer["backlog"])
+
+    async def claim_archive_tasks(
+        self, owner: str, limit: int, lease_seconds: float, max_attempts: int
+    ) -> list[ArchiveTask]:
+        answer = await self._call(
+            calls.CLAIM_ARCHIVE_TASKS,
+            owner=owner,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+        )
+        return [
+            ArchiveTask(
+                project_id=_uuid(row["project_id"]),
+                job_id=str(row["job_id"]),
+                source_url=str(row["source_url"]),
+                attempts=int(row["attempts"]),
+            )
+            for row in answer
+        ]
+
+    async def renew_archive_leases(self, owner: str, lease_seconds: float) -> int:
+        return int(
+            await self._call(calls.RENEW_ARCHIVE_LEASES, owner=owner, lease_seconds=lease_seconds)
+        )
+
+    async def release_archive_leases(self, owner: str) -> int:
+        return int(await self._call(calls.RELEASE_ARCHIVE_LEASES, owner=owner))
+
+    async def archive_succeeded(
+        self, task: ArchiveTask, archived: ArchivedObject
+    ) -> ArchiveSucceeded:
+        answer = await self._call(
+            calls.ARCHIVE_SUCCEEDED,
+            project_id=task.project_id,
+            job_id=task.job_id,
+            source_url=task.source_url,
+            archived_url=archived.archived_url,
+            object_path=archived.object_path,
+            size_bytes=archived.size_bytes,
+            sha256=archived.sha256,
+        )
+        state: ArchiveSucceeded = answer["state"]
+        return state
+
+    async def archive_failed(
+        self,
+        task: ArchiveTask,
+        error: str,
+        *,
+        permanent: bool,
+        retry_in_seconds: float,
+        max_attempts: int,
+    ) -> ArchiveFailed:
+        answer = await self._call(
+            calls.ARCHIVE_FAILED,
+            project_id=task.project_id,
+            job_id=task.job_id,
+            source_url=task.source_url,
+            error=error,
+            permanent=permanent,
+            retry_in_seconds=retry_in_seconds,
+            max_attempts=max_attempts,
+        )
+        state: ArchiveFailed = answer["state"]
+        return state
+
+    async def archive_backfill_page(
+        self,
+        after: UUID | None,
+        limit: int,
+        source_prefixes: Sequence[str],
+        archived_prefix: str,
+    ) -> ArchiveBackfillPage:
+        answer = await self._call(
+            calls.ARCHIVE_BACKFILL_PAGE,
+            after=after,
+            limit=limit,
+            source_prefixes=list(source_prefixes),
+            archived_prefix=archived_prefix,
+        )
+        last = answer["last"]
+        return ArchiveBackfillPage(
+            last=None if last is None else _uuid(last),
+            scanned=int(answer["scanned"]),
+            queued=int(answer["queued"]),
+        )
+
+    async def archive_stats(self, *, by_state: bool = False) -> ArchiveStats:
+        answer = await self._call(calls.ARCHIVE_STATS, by_state=by_state)
+        return ArchiveStats(
+            enabled=bool(answer["enabled"]),
+            backlog=int(answer["backlog"]),
+            oldest_age_seconds=float(answer["oldest_age_seconds"]),
+            by_state={str(k): int(v) for k, v in answer["by_state"].items()},
+        )

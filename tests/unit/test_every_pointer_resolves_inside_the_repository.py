@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# A path into one of the repository's own folders, as code comments and docs write them.
+# A path into one of the repository's own folders, as comments and docs write them (a quoted
+# string is data, such as an object path in a bucket, and is not read as a pointer).
 _POINTER = re.compile(
-    r"(?<![\w./-])((?:reconciler|tests|bench|docs|supabase|scripts)/[\w./*{}-]*[\w*}])"
+    r"(?<![\w./'\"-])((?:reconciler|tests|bench|docs|supabase|scripts)/[\w./*{}-]*[\w*}])"
 )
 _MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 _OUTSIDE = re.compile(r"\.\./shared|/work/shared")

@@ -10,6 +10,7 @@ from reconciler.local.simulator.config import (
     ApiFaults,
     JobDefaults,
     SimulatorConfig,
+    VideoFiles,
     WebhookFaults,
     WebhookRetry,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "JobDefaults",
     "RunwareSimulator",
     "SimulatorConfig",
+    "VideoFiles",
     "WebhookFaults",
     "WebhookRecorder",
     "WebhookRetry",

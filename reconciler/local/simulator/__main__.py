@@ -12,6 +12,7 @@ from reconciler.local.simulator.config import (
     ApiFaults,
     JobDefaults,
     SimulatorConfig,
+    VideoFiles,
     WebhookFaults,
 )
 from reconciler.local.simulator.core import RunwareSimulator
@@ -77,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of requests answered 429/503 with Retry-After",
     )
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds")
+    parser.add_argument(
+        "--serve-videos",
+        action="store_true",
+        help="video URLs on this server's own origin, answering real MP4 bytes (for archiving)",
+    )
+    parser.add_argument(
+        "--video-bytes", type=int, default=64 * 1024, help="size of each served video"
+    )
     return parser
 
 
@@ -101,6 +110,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             error_rate=args.error_rate,
             retry_after_seconds=args.retry_after,
         ),
+        videos=VideoFiles(on_own_origin=args.serve_videos, size_bytes=args.video_bytes),
     )
 
 

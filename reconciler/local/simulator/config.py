@@ -90,6 +90,33 @@ class ApiFaults:
 
 
 @dataclass
+class VideoFiles:
+    """The generated videos the simulator serves at its video URLs (`GET /video/...`).
+
+    Each is a small valid MP4 container padded to `size_bytes`, generated while it is sent (a
+    500 MB video costs no memory). Off by default: URLs then name `vm.runware.ai`, as real
+    ones do, and nothing fetches them.
+    """
+
+    # Answer URLs on the simulator's own origin (`http://127.0.0.1:PORT/video/...`), so that
+    # `RECONCILER_ALLOWED_URL_HOSTS=http://127.0.0.1:PORT` allows them and they can be fetched.
+    on_own_origin: bool = False
+    size_bytes: int = 64 * 1024
+    # 0 sends as fast as the connection takes it.
+    bytes_per_second: float = 0.0
+    # After this long past its finish a video answers 404, as Runware deletes outputs.
+    retention_seconds: float | None = None
+    # Drop the connection after this many body bytes (a cut download).
+    cut_after_bytes: int | None = None
+    # The next `fail_next` video requests are answered `fail_status`.
+    fail_next: int = 0
+    fail_status: int = 503
+    content_type: str = "video/mp4"
+    # Without Content-Length the body is sent chunked: the size is learnt only by reading.
+    send_content_length: bool = True
+
+
+@dataclass
 class SimulatorConfig:
     api_key: str = "sim-api-key"
     seed: int | None = None
@@ -97,3 +124,4 @@ class SimulatorConfig:
     webhooks: WebhookFaults = field(default_factory=WebhookFaults)
     webhook_retry: WebhookRetry = field(default_factory=WebhookRetry)
     api: ApiFaults = field(default_factory=ApiFaults)
+    videos: VideoFiles = field(default_factory=VideoFiles)

@@ -129,6 +129,12 @@ class RunwareSimulator:
         """The API endpoint, as `RUNWARE_API_URL` expects it: `http://127.0.0.1:PORT/v1`."""
         return f"{self.base_url}/v1"
 
+    def _video_origin(self) -> str | None:
+        """The origin new jobs' video URLs name: ours when serving videos there, else Runware's."""
+        if self.config.videos.on_own_origin and self._base_url is not None:
+            return self._base_url
+        return None
+
     # --- Reading ----------------------------------------------------------------------------------
 
     @property
@@ -174,6 +180,7 @@ class RunwareSimulator:
             error_code=error_code,
             error_message=error_message,
             error_shape=error_shape,
+            video_origin=self._video_origin(),
         )
         if job is None:
             raise ValueError(f"job {task_uuid} already exists")
@@ -263,6 +270,7 @@ class RunwareSimulator:
             number_results=number_results,
             model=model if isinstance(model, str) else None,
             outcome="error" if model == FAILING_MODEL else None,
+            video_origin=self._video_origin(),
         )
         if job is None:
             self.counters.submit_conflicts += 1

@@ -1,4 +1,5 @@
-"""The simulator's HTTP face: Runware's single `POST /v1` endpoint (also `POST /`).
+"""The simulator's HTTP face: Runware's single `POST /v1` endpoint (also `POST /`), and the
+generated videos at the URLs it hands out (`GET /video/...`, see videos.py).
 
 HTTP concerns live here (JSON array bodies, Bearer or legacy `authentication` task, latency,
 429/503 with Retry-After, status codes); what a task means is the simulator's business.
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reconciler.local.simulator.state import Json, random_uuid
+from reconciler.local.simulator.videos import VIDEO_ROUTE, serve_video
 
 if TYPE_CHECKING:
     from reconciler.local.simulator.core import RunwareSimulator
@@ -32,10 +34,14 @@ def create_app(sim: RunwareSimulator) -> Starlette:
         finally:
             sim.state.end_request()
 
+    async def video_endpoint(request: Request) -> Response:
+        return await serve_video(sim, request)
+
     return Starlette(
         routes=[
             Route("/v1", tasks_endpoint, methods=["POST"]),
             Route("/", tasks_endpoint, methods=["POST"]),
+            Route(VIDEO_ROUTE, video_endpoint, methods=["GET"]),
         ]
     )
 

@@ -15,7 +15,11 @@ from typing import Any, Literal
 
 from reconciler.local.simulator.config import ErrorShape, JobDefaults, Outcome, WebhookShape
 
-VIDEO_URL_TEMPLATE = "https://vm.runware.ai/video/os/sim/ws/2/vi/{video_uuid}.mp4"
+# Video URLs name Runware's host unless the simulator serves them on its own origin
+# (`VideoFiles.on_own_origin`); the path is the same either way.
+RUNWARE_VIDEO_ORIGIN = "https://vm.runware.ai"
+VIDEO_PATH_PREFIX = "/video/os/sim/ws/2/vi/"
+VIDEO_URL_TEMPLATE = RUNWARE_VIDEO_ORIGIN + VIDEO_PATH_PREFIX + "{video_uuid}.mp4"
 COST_PER_VIDEO = 0.11
 
 Json = dict[str, Any]
@@ -39,6 +43,7 @@ class Job:
     error_message: str
     error_shape: Literal["errors", "data"]
     model: str | None = None
+    video_origin: str = RUNWARE_VIDEO_ORIGIN
     # Set once the job's webhooks have been handed to the sender, so each finish is delivered
     # once by the simulator (duplicates come only from the `duplicate` fault).
     webhooks_dispatched: bool = False
@@ -53,7 +58,7 @@ class Job:
         return max(0, min(99, int(100 * (now - self.created_at) / span)))
 
     def video_urls(self) -> list[str]:
-        return [VIDEO_URL_TEMPLATE.format(video_uuid=v) for v in self.video_uuids]
+        return [f"{self.video_origin}{VIDEO_PATH_PREFIX}{v}.mp4" for v in self.video_uuids]
 
     # --- What Runware says about this job --------------------------------------------------
 
@@ -156,6 +161,9 @@ class Counters:
     webhook_duplicated: int = 0
     webhook_delayed: int = 0
     webhook_reordered: int = 0
+    video_requests: int = 0
+    video_bytes_sent: int = 0
+    video_faults_injected: int = 0
     webhook_early: int = 0
     # Which tasks lost a webhook item to the `drop` fault (the demo and the soak report them).
     webhook_dropped_tasks: set[str] = field(default_factory=set)
@@ -194,6 +202,7 @@ class SimState:
         error_message: str | None = None,
         error_shape: ErrorShape | None = None,
         model: str | None = None,
+        video_origin: str | None = None,
     ) -> Job | None:
         """Add a job; None when the UUID is already known (Runware: `conflictTaskUUID`)."""
         if task_uuid in self.jobs:
@@ -217,6 +226,7 @@ class SimState:
             error_message=error_message or defaults.error_message,
             error_shape=shape,
             model=model,
+            video_origin=video_origin or RUNWARE_VIDEO_ORIGIN,
         )
         self.jobs[task_uuid] = job
         return job
@@ -267,6 +277,13 @@ class SimState:
             }
             return [], [not_found]
         return job.poll_answer(now)
+
+    def video_job(self, video_uuid: str) -> Job | None:
+        """The job that generated `video_uuid` (a linear scan: only archive runs fetch videos)."""
+        for job in self.jobs.values():
+            if video_uuid in job.video_uuids:
+                return job
+        return None
 
     def webhooks_due(self, now: float) -> list[Job]:
         return [

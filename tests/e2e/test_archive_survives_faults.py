@@ -1,0 +1,197 @@
+"""Archiving under faults: a cut download and Storage 5xx are retried until the video is in
+Storage; a video Runware deleted (404) or one Storage refuses as too large (413) is given up
+with its reason and the clip keeps its Runware URL; a clip the app changes during the copy is
+never overwritten ('superseded'); a missing bucket pauses archiving (one log line) and gives
+nothing up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from reconciler.local.simulator import RunwareSimulator
+from reconciler.local.storage import StorageStandIn
+from tests.archiving import (
+    BUCKET,
+    archive_env,
+    archive_tasks,
+    assert_archived_byte_for_byte,
+    serve_videos,
+)
+from tests.plugin import AppFactory
+from tests.projects import clips_of, new_project
+from tests.standins.postgrest import SERVICE_ROLE_KEY
+from tests.waiting import wait_until
+
+SIZE = 256 * 1024
+
+
+@pytest.fixture
+async def storage() -> AsyncIterator[StorageStandIn]:
+    async with StorageStandIn(SERVICE_ROLE_KEY, buckets=[BUCKET]) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def env(
+    service_env: dict[str, str], simulator: RunwareSimulator, storage: StorageStandIn
+) -> dict[str, str]:
+    serve_videos(simulator, SIZE)
+    return archive_env(service_env, simulator, storage.url, SERVICE_ROLE_KEY)
+
+
+async def _finished_project(
+    db: asyncpg.Connection, simulator: RunwareSimulator, jobs: list[str]
+) -> UUID:
+    for job in jobs:
+        simulator.add_job(job, duration=0, outcome="success")
+    return await new_project(db, dict.fromkeys(jobs, "pending"))
+
+
+async def _states(db: asyncpg.Connection) -> dict[str, str]:
+    return {job: task["state"] for (_, job), task in (await archive_tasks(db)).items()}
+
+
+async def _wait_for_states(db: asyncpg.Connection, expected: dict[str, str]) -> None:
+    async def reached() -> bool:
+        return await _states(db) == expected
+
+    await wait_until(reached, timeout=60)
+
+
+async def test_a_cut_download_is_retried_until_the_video_is_whole(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+) -> None:
+    simulator.config.videos.cut_after_bytes = SIZE // 2
+    await _finished_project(db, simulator, ["cut"])
+    # Retries half a second to a second apart: long enough to see each failure recorded.
+    env |= {
+        "RECONCILER_ARCHIVE_RETRY_BASE_SECONDS": "1",
+        "RECONCILER_ARCHIVE_RETRY_CAP_SECONDS": "1",
+    }
+
+    async with run_app(env):
+
+        async def failed_twice() -> bool:
+            tasks = list((await archive_tasks(db)).values())
+            return bool(tasks) and tasks[0]["lease_owner"] is None and tasks[0]["attempts"] >= 2
+
+        # Two attempts cut and recorded, still queued for another.
+        await wait_until(failed_twice, timeout=60)
+        [task] = (await archive_tasks(db)).values()
+        assert task["state"] == "queued"
+        assert "download" in task["last_error"]
+        simulator.config.videos.cut_after_bytes = None
+        await _wait_for_states(db, {"cut": "archived"})
+
+    assert await assert_archived_byte_for_byte(db, storage, storage.url) == 1
+    assert simulator.counters.video_faults_injected >= 2
+
+
+async def test_storage_5xx_is_retried(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+) -> None:
+    storage.faults.fail_next = 3
+    storage.faults.fail_status = 503
+    await _finished_project(db, simulator, ["a", "b"])
+
+    async with run_app(env):
+        await _wait_for_states(db, {"a": "archived", "b": "archived"})
+
+    assert storage.counters.faults_injected == 3
+    assert await assert_archived_byte_for_byte(db, storage, storage.url) == 2
+
+
+async def test_deleted_and_too_large_videos_are_given_up_and_keep_their_url(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+) -> None:
+    # "gone": Runware already deleted the file; "big": Storage's size limit refuses it.
+    simulator.config.videos.retention_seconds = 0
+    gone = await _finished_project(db, simulator, ["gone"])
+    async with run_app(env):
+        await _wait_for_states(db, {"gone": "given_up"})
+    simulator.config.videos.retention_seconds = None
+    storage.faults.max_object_bytes = SIZE // 2
+    big = await _finished_project(db, simulator, ["big"])
+    async with run_app(env):
+        await _wait_for_states(db, {"gone": "given_up", "big": "given_up"})
+
+    tasks = {job: task for (_, job), task in (await archive_tasks(db)).items()}
+    assert "404" in tasks["gone"]["last_error"]
+    assert "size" in tasks["big"]["last_error"]
+    # Given up on the first attempt: permanent, no retries spent.
+    assert tasks["gone"]["attempts"] == tasks["big"]["attempts"] == 1
+    truth = simulator.truth()
+    assert await clips_of(db, gone) == {"gone": truth["gone"]}
+    assert await clips_of(db, big) == {"big": truth["big"]}
+    assert storage.object_file(BUCKET, f"{big}/big.mp4") is None
+
+
+async def test_a_clip_the_app_changes_during_the_copy_is_left_alone(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+) -> None:
+    # Two 256 KiB pieces at 64 KiB/s: once bytes flow, the copy has 8 s to go.
+    simulator.config.videos.size_bytes = 2 * SIZE
+    simulator.config.videos.bytes_per_second = 64 * 1024
+    project = await _finished_project(db, simulator, ["mine", "other"])
+
+    async with run_app(env):
+        await wait_until(lambda: simulator.counters.video_bytes_sent > 0, timeout=60)
+        await db.execute(
+            'update public.projects set clips = clips || \'{"mine": "replaced"}\' where id = $1',
+            project,
+        )
+        await _wait_for_states(db, {"mine": "superseded", "other": "archived"})
+
+    clips = await clips_of(db, project)
+    tasks = {job: task for (_, job), task in (await archive_tasks(db)).items()}
+    assert clips["mine"] == "replaced"
+    assert clips["other"] == tasks["other"]["archived_url"]
+    assert tasks["mine"]["source_url"] == simulator.truth()["mine"]
+
+
+async def test_a_missing_bucket_pauses_archiving_and_gives_nothing_up(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = env | {"RECONCILER_ARCHIVE_BUCKET": "not-yet"}
+    project = await _finished_project(db, simulator, ["waits"])
+
+    with caplog.at_level(logging.ERROR, logger="reconciler.archive.worker"):
+        async with run_app(env) as app:
+            worker = app.services.archive
+            assert worker is not None
+            await wait_until(lambda: worker.trouble is not None, timeout=60)
+            await _wait_for_states(db, {"waits": "queued"})
+            storage.add_bucket("not-yet")
+            await _wait_for_states(db, {"waits": "archived"})
+
+    paused = [r.getMessage() for r in caplog.records if "archiving paused" in r.getMessage()]
+    assert len(paused) == 1
+    assert "not-yet" in paused[0]
+    assert "\n" not in paused[0]
+    assert (await clips_of(db, project))["waits"].startswith(storage.url)
