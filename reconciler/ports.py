@@ -294,9 +294,8 @@ class ReplicaHeartbeat:
     last_sweep_at: datetime | None
 
 
-class OperatorStore(Protocol):
-    """Reads for the operator and the replicas' heartbeats; each is one SQL function call,
-    bounded by the unsettled jobs or the replicas, never by the number of projects (I10)."""
+class HeartbeatStore(Protocol):
+    """Where each replica records that it is alive; one SQL function call each."""
 
     async def record_heartbeat(self, heartbeat: ReplicaHeartbeat) -> None:
         """Upsert this replica's row; also forgets replicas silent for long (a bounded few)."""
@@ -306,12 +305,21 @@ class OperatorStore(Protocol):
         """A replica that stops cleanly removes its row."""
         ...
 
+
+class OperatorStore(HeartbeatStore, Protocol):
+    """Reads for the operator, beside the heartbeats; each is one SQL function call, bounded
+    by the unsettled jobs, the replicas or one project, never by the number of projects (I10)."""
+
     async def operator_overview(self, oldest_limit: int) -> Mapping[str, Any]:
         """The overview as the database answers it (decoded in reconciler.operator.views)."""
         ...
 
     async def operator_project(self, project_id: UUID) -> Mapping[str, Any] | None:
         """Every clip of one project with its job row, or None for an unknown project."""
+        ...
+
+    async def project_archive_states(self, project_id: UUID) -> dict[str, str]:
+        """Job id → its archive task's state, for the clips of one project that have one."""
         ...
 
 

@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
@@ -36,7 +36,7 @@ from reconciler.checker import ProjectNotFound
 from reconciler.http.csrf import FIELD_NAME, CsrfGuard, CsrfRejected, derive_secret
 from reconciler.http.requests import BodyTooLarge, read_capped_body
 from reconciler.operator.views import Overview, ProjectView, read_overview, read_project_view
-from reconciler.ports import OperatorStore, StoreRejected, StoreUnavailable
+from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.services import Services
 from reconciler.tokens import matches_any
 
@@ -180,11 +180,6 @@ def _guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     return guarded
 
 
-def _operator_store(services: Services) -> OperatorStore:
-    # Both store adapters implement the operator reads next to the Store port.
-    return cast(OperatorStore, services.store)
-
-
 def _csrf(services: Services) -> CsrfGuard:
     return CsrfGuard(derive_secret(services.settings.caller_tokens))
 
@@ -229,12 +224,12 @@ def _reading(what: str) -> Iterator[None]:
 
 async def _overview(services: Services) -> Overview:
     with _reading("overview"):
-        return await read_overview(_operator_store(services), oldest_limit=OLDEST_LIMIT)
+        return await read_overview(services.store, oldest_limit=OLDEST_LIMIT)
 
 
 async def _project(services: Services, project_id: UUID) -> ProjectView | None:
     with _reading(f"project {project_id}"):
-        return await read_project_view(_operator_store(services), project_id)
+        return await read_project_view(services.store, project_id)
 
 
 # --- Pages -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from reconciler.ports import (
     FeedState,
-    OperatorStore,
+    HeartbeatStore,
     ReplicaHeartbeat,
     StoreRejected,
     StoreUnavailable,
@@ -66,7 +66,7 @@ class HeartbeatRecorder:
 
     def __init__(
         self,
-        store: OperatorStore,
+        store: HeartbeatStore,
         engine: EngineState,
         *,
         interval_seconds: float,
@@ -134,7 +134,7 @@ class HeartbeatRecorder:
 
 @contextlib.asynccontextmanager
 async def heartbeating(
-    store: OperatorStore, engine: EngineState, *, interval_seconds: float
+    store: HeartbeatStore, engine: EngineState, *, interval_seconds: float
 ) -> AsyncIterator[HeartbeatRecorder]:
     """Record heartbeats in the background for as long as the block runs."""
     recorder = HeartbeatRecorder(store, engine, interval_seconds=interval_seconds)

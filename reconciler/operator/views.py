@@ -8,12 +8,12 @@ SQL function call each, bounded by the unsettled jobs (I10), never by the number
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from reconciler.ports import OperatorStore
+from reconciler.ports import FullStore
 
 
 def _time(value: datetime | None) -> str | None:
@@ -174,15 +174,27 @@ class ProjectView:
         }
 
 
-async def read_overview(store: OperatorStore, *, oldest_limit: int = 20) -> Overview:
-    """The whole overview in one database call."""
-    return overview_from_json(await store.operator_overview(oldest_limit))
+async def read_overview(store: FullStore, *, oldest_limit: int = 20) -> Overview:
+    """The overview in one database call, plus the archive backlog (O(backlog)) when
+    archiving is on."""
+    answer = dict(await store.operator_overview(oldest_limit))
+    archive = await store.archive_stats()
+    answer["archive_backlog"] = archive.backlog if archive.enabled else None
+    return overview_from_json(answer)
 
 
-async def read_project_view(store: OperatorStore, project_id: UUID) -> ProjectView | None:
-    """Every clip of one project with its job row; None when the project does not exist."""
+async def read_project_view(store: FullStore, project_id: UUID) -> ProjectView | None:
+    """Every clip of one project with its job row and its archive state; None when the
+    project does not exist."""
     answer = await store.operator_project(project_id)
-    return None if answer is None else project_view_from_json(answer)
+    if answer is None:
+        return None
+    archived = await store.project_archive_states(project_id)
+    view = project_view_from_json(answer)
+    return ProjectView(
+        project_id=view.project_id,
+        clips=[replace(clip, archive_state=archived.get(clip.job_id)) for clip in view.clips],
+    )
 
 
 def overview_from_json(answer: Mapping[str, Any]) -> Overview:
@@ -207,7 +219,7 @@ def overview_from_json(answer: Mapping[str, Any]) -> Overview:
             (str(row["reason"]), int(row["count"])) for row in answer["failure_reasons_24h"]
         ],
         parked_results=int(answer["parked_results"]),
-        # Archiving keeps its own backlog; the SQL overview does not report one.
+        # Archiving keeps its own backlog (reconciler_archive_stats), added by read_overview.
         archive_backlog=None if backlog is None else int(backlog),
     )
 

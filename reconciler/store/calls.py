@@ -187,6 +187,8 @@ ARCHIVE_BACKFILL_PAGE = SqlFunction(
     ),
 )
 ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", (("by_state", "boolean"),))
+# The archive state of one project's clips (20261202300000_clip_reconciler_operator_archive.sql).
+PROJECT_ARCHIVE_STATES = SqlFunction("reconciler_project_archive_states", (("project_id", "uuid"),))
 
 # Every function of ours in `public` but the trigger's: what the service calls (FINISH_ROUND
 # through FINISH_POLL_ROUND, in SQL).
@@ -219,4 +221,5 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     ARCHIVE_FAILED,
     ARCHIVE_BACKFILL_PAGE,
     ARCHIVE_STATS,
+    PROJECT_ARCHIVE_STATES,
 )

@@ -379,6 +379,10 @@ class FunctionStore:
             queued=int(answer["queued"]),
         )
 
+    async def project_archive_states(self, project_id: UUID) -> dict[str, str]:
+        answer = await self._call(calls.PROJECT_ARCHIVE_STATES, project_id=project_id)
+        return {str(job_id): str(state) for job_id, state in answer.items()}
+
     async def archive_stats(self, *, by_state: bool = False) -> ArchiveStats:
         answer = await self._call(calls.ARCHIVE_STATS, by_state=by_state)
         return ArchiveStats(

@@ -307,3 +307,27 @@ async def test_the_age_counts_follow_every_way_a_job_settles_or_returns(
     assert before_fold.age_buckets == after_fold.age_buckets
     assert {b.label: b.count for b in after_fold.age_buckets}["1-6h"] == 1
     assert minute_rows is True
+
+
+async def test_with_archiving_on_the_views_show_the_backlog_and_each_clips_archive_state(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    assert (await read_overview(store)).archive_backlog is None  # off: not reported
+    await store.set_archiving(True)
+    project = await tracked_project(db, {"done": "pending", "waiting": "pending"})
+    await store.apply_results(project, {"done": URL})  # queued for archiving, same statement
+
+    overview = await read_overview(store)
+    view = await read_project_view(store, project)
+
+    assert overview.archive_backlog == 1
+    assert overview.as_json()["archive_backlog"] == 1
+    assert view is not None
+    states = {clip.job_id: clip.archive_state for clip in view.clips}
+    assert states == {"done": "queued", "waiting": None}
+    [task] = await store.claim_archive_tasks("op-test", 10, 60, 5)
+    await store.archive_failed(task, "gone", permanent=True, retry_in_seconds=0, max_attempts=5)
+    view = await read_project_view(store, project)
+    assert view is not None
+    assert {c.job_id: c.archive_state for c in view.clips}["done"] == "given_up"
+    assert (await read_overview(store)).archive_backlog == 0
