@@ -119,7 +119,7 @@ def render_overview(overview: Overview, console: Console) -> None:
 
     console.print(f"Parked webhook results (job in no project yet): {overview.parked_results}")
     backlog = overview.archive_backlog
-    console.print(f"Archive backlog: {'not reported' if backlog is None else backlog}")
+    console.print(f"Archive backlog: {'archiving is off' if backlog is None else backlog}")
 
 
 def render_project(view: ProjectView, now: datetime, console: Console) -> None:

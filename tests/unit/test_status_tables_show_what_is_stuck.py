@@ -4,6 +4,7 @@ or reason holding rich markup must not restyle or hide anything)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -86,7 +87,7 @@ def test_the_overview_shows_stuck_jobs_and_failures_as_text() -> None:
     assert "content moderation" in text
     assert "Unsettled jobs: 3" in text
     assert "Parked webhook results (job in no project yet): 5" in text
-    assert "Archive backlog: not reported" in text
+    assert "Archive backlog: archiving is off" in text
     assert "No replica is alive" not in text
 
 
@@ -113,3 +114,11 @@ def test_a_project_shows_each_clip_with_its_last_error() -> None:
     assert "Runware: queued" in text
     assert "due now" in text
     assert "https://vm.runware.ai/v.mp4" in text
+
+
+def test_the_archive_backlog_is_shown_when_archiving_is_on() -> None:
+    on = dataclasses.replace(overview(alive=True), archive_backlog=17)
+
+    text = printed(lambda console: render_overview(on, console))
+
+    assert "Archive backlog: 17" in text
