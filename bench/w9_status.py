@@ -7,10 +7,11 @@ every migration hold the same fixed state — 200 failures in the last 24 hours 
 only in the unsettled jobs: 1,000 vs 100,000 (`--quick`: 1,000 vs 10,000), their ages spread
 evenly over the last 8 hours (every age bucket holds some), 20 per project, as tracked rows.
 
-The read is the service's own: `read_overview()` through the Postgres store (one SQL call). Its
-age buckets sum per-minute counts that triggers on `reconciler.jobs` keep, so they cost the
-minutes spanned (480 here, on both sides), not the jobs; the rest is the 20 oldest (an index
-walk), 24 h of failures and the replicas, the same on both sides.
+The read is the service's own: `read_overview()` through the Postgres store (two SQL calls:
+the overview and the archive backlog). Its age buckets sum per-minute counts that triggers on
+`reconciler.jobs` keep, so they cost the minutes spanned (480 here, on both sides), not the
+jobs; the rest is the 20 oldest (an index walk), 24 h of failures and the replicas, the same
+on both sides.
 Reads of the two databases alternate (small, large, large, small, …); medians are compared.
 """
 
@@ -184,9 +185,9 @@ def _outcome(size: Sizes, small: list[float], large: list[float]) -> Outcome:
         ratios={"large_over_small": rounded(large_over_small, 3)},
         targets={"large_over_small_between": [TARGET_LOW, TARGET_HIGH], "met": met},
         notes=[
-            "overview = read_overview() through the Postgres store (one SQL call: replicas, "
-            "age buckets, 20 oldest, failures and reasons of 24 h, parked count); medians of "
-            "alternated reads",
+            "overview = read_overview() through the Postgres store (two SQL calls: replicas, "
+            "age buckets, 20 oldest, failures and reasons of 24 h, parked count; then the "
+            "archive backlog); medians of alternated reads",
         ],
     )
     outcome.rows = [
