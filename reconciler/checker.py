@@ -14,6 +14,7 @@ from uuid import UUID
 
 from reconciler.callers import Caller, UserCaller
 from reconciler.clips import (
+    FAILED,
     CheckError,
     TaskStatus,
     UrlPolicy,
@@ -97,6 +98,16 @@ class ClipChecker:
         ]
         clips = snapshot.clips
         results = results_to_write(decisions)
+        # Runware's reason for a failure is kept on the job's tracking row, as a poll round keeps
+        # it, so the operator view can say why the clip failed (the write below then settles
+        # the row as failed). A job this check never tracked has no row to keep it on.
+        for decision in decisions:
+            if (
+                decision.write == FAILED
+                and decision.error is not None
+                and decision.job_id in snapshot.pending_jobs
+            ):
+                await self._store.note_job_error(decision.job_id, decision.error)
         if results:  # the seed's rule: write only when something changed
             outcome = await self._store.apply_results(project_id, results)
             if not outcome.found:  # deleted while we asked Runware
