@@ -34,6 +34,9 @@ DONE_URL = "https://vm.runware.ai/video/os/a1/ws/2/vi/finished-earlier.mp4"
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(300)
+# Playwright's own waits default to 5 s; a loaded machine can take longer to render a page or
+# run a check. A wait ends as soon as its condition holds, so a long bound costs nothing.
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture
@@ -126,6 +129,7 @@ async def test_operator_checks_a_stuck_clip_until_it_settles(
             viewport={"width": 1280, "height": 900},
         )
         page = await context.new_page()
+        page.set_default_timeout(30_000)
         page.on("console", note)
         page.on("pageerror", lambda error: console_errors.append(str(error)))
 
@@ -196,6 +200,7 @@ async def test_refreshed_rows_show_hostile_values_as_text(
             http_credentials={"username": "operator", "password": ADMIN_TOKEN}
         )
         page = await context.new_page()
+        page.set_default_timeout(30_000)
         page.on("dialog", lambda dialog: dialogs.append(dialog.message))
 
         for path in (f"/admin/projects/{project}", "/admin"):
