@@ -10,6 +10,8 @@ import asyncio
 import heapq
 import itertools
 
+from tests.waiting import let_others_run
+
 
 class FakeClock:
     """A manual clock. `sleep` waits until `advance` moves time past its deadline; with
@@ -49,10 +51,10 @@ class FakeClock:
         self.slept.append(seconds)
         if self._advance_on_sleep:
             self.advance(max(seconds, 0.0))
-            await asyncio.sleep(0)
+            await let_others_run()
             return
         if seconds <= 0:
-            await asyncio.sleep(0)
+            await let_others_run()
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), waiter))

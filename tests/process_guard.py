@@ -18,11 +18,12 @@ import os
 import shlex
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from tests.waiting import poll_until
 
 _PROC = Path("/proc")
 _PR_SET_CHILD_SUBREAPER = 36
@@ -103,9 +104,7 @@ def kill(processes: list[LiveProcess], timeout: float = 5.0) -> None:
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while any(is_alive(p.pid) for p in processes) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    poll_until(lambda: not any(is_alive(p.pid) for p in processes), timeout)
 
 
 def reap_exited_children() -> None:
@@ -128,12 +127,15 @@ def leftovers(
 
     The grace is for processes already on their way out (a server told to stop a moment
     ago); a process that is not exiting is reported after the full grace."""
-    deadline = time.monotonic() + grace_seconds
-    while True:
+    found: list[LiveProcess] = []
+
+    def all_gone() -> bool:
+        nonlocal found
         found = [p for p in descendants() if not ignore(p)]
-        if not found or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.05)
+        return not found
+
+    poll_until(all_gone, grace_seconds, interval=0.05)
+    return found
 
 
 def kill_leftovers(

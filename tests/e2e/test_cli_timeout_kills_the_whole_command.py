@@ -17,7 +17,7 @@ from tests.waiting import wait_until
 # Starts a grandchild that would run for ten minutes, says its pid, and waits for it.
 PARENT = """
 import subprocess, sys
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
 print(child.pid, flush=True)
 child.wait()
 """

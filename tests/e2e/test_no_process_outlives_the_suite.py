@@ -16,7 +16,7 @@ LEAKY_TESTS = """
 import subprocess
 import sys
 
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)", "{marker}"]
+SLEEPER = [sys.executable, "-c", "import signal; signal.pause()", "{marker}"]
 
 
 def test_leaves_a_child_running() -> None:
@@ -75,7 +75,7 @@ import signal
 import subprocess
 import sys
 
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)", "{marker}"]
+SLEEPER = [sys.executable, "-c", "import signal; signal.pause()", "{marker}"]
 
 
 def test_is_terminated_while_its_child_runs() -> None:

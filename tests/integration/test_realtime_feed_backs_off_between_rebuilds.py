@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from tests.realtime_harness import FeedOnStandIn, feed_on_standin, subscribed
 from tests.standins.realtime import IGNORE_WEBSOCKETS_DEPRECATIONS
-from tests.waiting import wait_until
+from tests.waiting import let_others_run, wait_until
 
 pytestmark = IGNORE_WEBSOCKETS_DEPRECATIONS
 
@@ -24,7 +23,7 @@ class RecordingSleep:
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
-        await asyncio.sleep(0)
+        await let_others_run()
 
 
 def ceiling(failures: int) -> float:

@@ -10,7 +10,7 @@ import httpx
 
 from reconciler.local.simulator import RunwareSimulator, SimulatorConfig
 from reconciler.runware.client import RunwareClient
-from tests.waiting import wait_until
+from tests.waiting import let_others_run, wait_until
 
 
 async def test_concurrency_reaches_but_never_exceeds_the_bound() -> None:
@@ -28,7 +28,7 @@ async def test_concurrency_reaches_but_never_exceeds_the_bound() -> None:
         # Hold every request until the bound has been reached once: without a bound, all the
         # batches would pile in here together.
         await asyncio.wait_for(full.wait(), timeout=10)
-        await asyncio.sleep(0)
+        await let_others_run()
         open_now -= 1
         tasks = json.loads(request.content)
         return httpx.Response(200, json={"data": [{**t, "status": "processing"} for t in tasks]})

@@ -8,7 +8,7 @@ import asyncio
 from reconciler.clock import wait_or_timeout
 from tests.fake_clock import FakeClock
 from tests.fakes.engines import EngineWorld
-from tests.waiting import wait_until
+from tests.waiting import let_others_run, wait_until
 
 HOUR = 3600.0
 
@@ -30,7 +30,7 @@ async def test_a_wait_ends_when_its_time_has_passed_on_the_clock() -> None:
     await wait_until(lambda: clock.sleepers == 1)
 
     clock.advance(9.9)
-    await asyncio.sleep(0)
+    await let_others_run()
     assert not waiting.done()
     clock.advance(0.1)
     await waiting
@@ -39,10 +39,10 @@ async def test_a_wait_ends_when_its_time_has_passed_on_the_clock() -> None:
 async def test_a_wait_without_a_timeout_needs_the_event() -> None:
     clock, event = FakeClock(), asyncio.Event()
     waiting = asyncio.create_task(wait_or_timeout(clock, event, None))
-    await asyncio.sleep(0)
+    await let_others_run()
 
     clock.advance(10**6)
-    await asyncio.sleep(0)
+    await let_others_run()
     assert not waiting.done()
     event.set()
     await waiting

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from reconciler.workqueue import QueueShutDown, WorkQueue
+from tests.waiting import let_others_run
 
 
 async def test_a_key_added_many_times_is_held_once() -> None:
@@ -28,7 +29,7 @@ async def test_a_key_in_progress_is_not_handed_out_again() -> None:
     queue.add("a")  # re-added while a worker holds it
 
     second_worker = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)  # let the second worker block (it must not get "a")
+    await let_others_run()  # let the second worker block (it must not get "a")
     assert not second_worker.done()
     assert queue.in_progress == 1
 
@@ -49,7 +50,7 @@ async def test_done_without_re_add_does_not_requeue() -> None:
 async def test_shut_down_wakes_every_waiting_worker() -> None:
     queue: WorkQueue[str] = WorkQueue()
     waiting = [asyncio.create_task(queue.get()) for _ in range(3)]
-    await asyncio.sleep(0)
+    await let_others_run()
     queue.add("dropped")
 
     queue.shut_down()
