@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import statistics
 import sys
@@ -203,19 +202,11 @@ async def _run_child(
     )
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while piece := file.read(4 * MIB):
-            digest.update(piece)
-    return digest.hexdigest()
-
-
 async def _stored_sha256(storage: StorageStandIn, name: str) -> str:
-    path = storage.object_file(BUCKET, name)
-    if path is None:
+    digest = await asyncio.to_thread(storage.object_sha256, BUCKET, name)
+    if digest is None:
         raise RuntimeError(f"W8: nothing stored at {name}")
-    return await asyncio.to_thread(_sha256_of, path)
+    return digest
 
 
 async def run(ctx: BenchContext) -> Outcome:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -150,14 +149,6 @@ async def running_supabase_with_storage(
         await client.aclose()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while piece := file.read(1 << 20):
-            digest.update(piece)
-    return digest.hexdigest()
-
-
 async def source_sha256(url: str) -> tuple[str, int]:
     """The video as the simulator serves it now: its sha256 and size."""
     digest = hashlib.sha256()
@@ -198,7 +189,7 @@ async def assert_archived_byte_for_byte(
         assert clips[(project, job)] == prefix + path
         stored = storage.object_file(BUCKET, path)
         assert stored is not None, path
-        assert sha256_of(stored) == task["sha256"]
+        assert storage.object_sha256(BUCKET, path) == task["sha256"]
         assert stored.stat().st_size == task["size_bytes"]
         assert (task["sha256"], task["size_bytes"]) == await source_sha256(task["source_url"])
     return len(tasks)

@@ -433,6 +433,18 @@ class StorageStandIn:
         stored = self._running().objects.get((bucket, name))
         return None if stored is None else stored.file
 
+    def object_sha256(self, bucket: str, name: str) -> str | None:
+        """The stored object's SHA-256, read in pieces (objects may be hundreds of MB); None if
+        there is no such object."""
+        file = self.object_file(bucket, name)
+        if file is None:
+            return None
+        digest = hashlib.sha256()
+        with file.open("rb") as stored:
+            while piece := stored.read(1 << 20):
+                digest.update(piece)
+        return digest.hexdigest()
+
     def content_type(self, bucket: str, name: str) -> str | None:
         stored = self._running().objects.get((bucket, name))
         return None if stored is None else stored.content_type

@@ -4,7 +4,6 @@ a missing bucket, videos that are gone, cut or too large."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -60,11 +59,6 @@ async def _fetch(
     return await download(http, _video_url(sim), policy=policy, max_bytes=max_bytes, into=into)
 
 
-def _stored_sha256(storage: StorageStandIn, name: str) -> str | None:
-    file = storage.object_file(BUCKET, name)
-    return None if file is None else hashlib.sha256(file.read_bytes()).hexdigest()
-
-
 def _files_in(directory: Path) -> list[Path]:
     return list(directory.iterdir())
 
@@ -86,7 +80,7 @@ async def test_a_tus_upload_resumes_after_a_dropped_patch(
     assert storage.counters.faults_injected == 1
     assert storage.counters.tus_creates == 1
     assert storage.counters.tus_heads >= 1
-    assert _stored_sha256(storage, "p/j.mp4") == got.sha256
+    assert storage.object_sha256(BUCKET, "p/j.mp4") == got.sha256
     # A restart would have sent the dropped 3 MiB again on top of the whole file.
     full_restart = got.size + dropped_at
     assert storage.counters.upload_bytes_received < full_restart
@@ -102,7 +96,7 @@ async def test_a_standard_upload_is_sent_again_after_a_drop(
     await uploader.upload(BUCKET, "p/j.mp4", got)
 
     assert storage.counters.standard_uploads == 2
-    assert _stored_sha256(storage, "p/j.mp4") == got.sha256
+    assert storage.object_sha256(BUCKET, "p/j.mp4") == got.sha256
 
 
 @pytest.mark.parametrize("threshold", [1, 10**12], ids=["tus", "standard"])
@@ -122,7 +116,7 @@ async def test_a_few_5xx_are_retried_within_the_attempt(
     await uploader.upload(BUCKET, "p/j.mp4", got)
 
     assert storage.counters.faults_injected == 2
-    assert _stored_sha256(storage, "p/j.mp4") == got.sha256
+    assert storage.object_sha256(BUCKET, "p/j.mp4") == got.sha256
 
 
 @pytest.mark.parametrize("threshold", [1, 10**12], ids=["tus", "standard"])
