@@ -16,7 +16,7 @@ from uuid import UUID
 
 from rich.console import Console
 
-from reconciler.cli_output import render_check
+from reconciler.cli_output import progress_display, render_check
 from reconciler.config import ConfigError, Settings, load_settings
 from reconciler.observability.logs import configure_logging, escape_unsafe
 from reconciler.redaction import Redactor
@@ -105,20 +105,12 @@ def _check(args: argparse.Namespace) -> int:
 
 
 async def _run_sweep(settings: Settings, console: Console) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
     from reconciler.engine import Engine
     from reconciler.services import engine_policy, open_services
 
     async with open_services(settings, with_feed=False) as services:
         engine = Engine(services.store, services.checker, policy=engine_policy(settings))
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
+        with progress_display(console) as progress:
             tracking = progress.add_task("Reading projects with pending clips", total=None)
             projects = await engine.sweep_once(lambda n: progress.advance(tracking, n))
             progress.update(tracking, total=projects, completed=projects)
@@ -176,15 +168,12 @@ def _uninstall(args: argparse.Namespace) -> int:
 
 
 async def _run_resync(settings: Settings, console: Console) -> int:
-    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
     from reconciler.engine import Engine
     from reconciler.services import engine_policy, open_services
 
     async with open_services(settings, with_feed=False) as services:
         engine = Engine(services.store, services.checker, policy=engine_policy(settings))
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn())
-        with Progress(*columns, console=console) as progress:
+        with progress_display(console, bar=False) as progress:
             scanning = progress.add_task("Scanning projects", total=None)
             # An operator asked for it now: pages back to back, no pause between them.
             scanned = await engine.resync_once(
@@ -274,8 +263,6 @@ def _status(args: argparse.Namespace) -> int:
 
 
 async def _run_archive(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
     from reconciler.archive.paths import public_base_url, source_prefixes
     from reconciler.services import connect_store
 
@@ -289,16 +276,8 @@ async def _run_archive(args: argparse.Namespace, settings: Settings, console: Co
             # Only videos from where Runware serves them (the allow-list): URLs the app wrote
             # from elsewhere are not ours to copy.
             sources = source_prefixes(settings.allowed_url_hosts)
-            # As `sweep` shows it: the number of projects is not known in advance (counting
-            # them would be a scan of its own), so the bar pulses and the count grows.
-            columns = (
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-            )
             scanned = queued = 0
-            with Progress(*columns, console=console) as progress:
+            with progress_display(console) as progress:
                 scanning = progress.add_task("Queueing finished clips for archiving", total=None)
                 after: UUID | None = None
                 while True:

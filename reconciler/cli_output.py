@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+
+
+def progress_display(console: Console, *, bar: bool = True) -> Progress:
+    """The commands' progress display (sweep, resync, archive back-fill): a spinner, what is
+    being done and how many so far. The totals are rarely known in advance (counting would be
+    a scan of its own), so a bar, when shown, pulses until a step sets its total."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if bar:
+        columns.append(BarColumn())
+    return Progress(*columns, MofNCompleteColumn(), console=console)
 
 
 def render_check(response: dict[str, Any], console: Console) -> None:
