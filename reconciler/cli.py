@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -19,6 +18,7 @@ from rich.console import Console
 from reconciler.cli_output import progress_display, render_check
 from reconciler.config import ConfigError, Settings, load_settings
 from reconciler.observability.logs import configure_logging, escape_unsafe
+from reconciler.operator.terminal import terminal_json, terminal_text
 from reconciler.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _check(args: argparse.Namespace) -> int:
         _print_error(f"database unavailable: {error}")
         return 1
     if args.json:
-        print(json.dumps(response, indent=2))
+        print(terminal_json(response))
     else:
         render_check(response, Console())
     return 0
@@ -254,7 +254,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"error: project {project_id} not found", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(view.as_json(), indent=2))
+        print(terminal_json(view.as_json()))
     elif isinstance(view, Overview):
         render_overview(view, Console())
     else:
@@ -296,9 +296,17 @@ async def _run_archive(args: argparse.Namespace, settings: Settings, console: Co
     finally:
         await store.close()
     by_state = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in stats.by_state.items())
+    # The states are the database's words: printed as text.
     console.print(
-        f"Archive: {stats.backlog} waiting (oldest {stats.oldest_age_seconds:.0f} s); {by_state}."
-        + ("" if stats.enabled else " Archiving is off in the database: start `serve` with it on.")
+        terminal_text(
+            f"Archive: {stats.backlog} waiting (oldest {stats.oldest_age_seconds:.0f} s);"
+            f" {by_state}."
+            + (
+                ""
+                if stats.enabled
+                else " Archiving is off in the database: start `serve` with it on."
+            )
+        )
     )
     return 0
 

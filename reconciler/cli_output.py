@@ -7,6 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
+
+from reconciler.operator.terminal import terminal_text
 
 
 def progress_display(console: Console, *, bar: bool = True) -> Progress:
@@ -20,20 +23,24 @@ def progress_display(console: Console, *, bar: bool = True) -> Progress:
 
 
 def render_check(response: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"Project {response['project_id']}")
+    """The check endpoint's answer as a table. Keys, URLs and reasons are the app's and
+    Runware's text: printed through `terminal_text`, never as markup or terminal commands."""
+    table = Table(title=Text.assemble("Project ", terminal_text(response["project_id"])))
     table.add_column("Job", no_wrap=True, overflow="ellipsis", max_width=14)
     table.add_column("Status", no_wrap=True)
     table.add_column("Video URL / reason", overflow="fold")
     table.add_column("Already processed", no_wrap=True)
     for detail in response["details"]:
         table.add_row(
-            detail["jobId"],
-            detail["status"],
-            detail.get("videoUrl") or detail.get("error") or "",
+            terminal_text(detail["jobId"]),
+            terminal_text(detail["status"]),
+            terminal_text(detail.get("videoUrl") or detail.get("error") or ""),
             "yes" if detail["alreadyProcessed"] else "no",
         )
     console.print(table)
     console.print(
-        f"{response['total_clips']} clips: {response['completed']} completed, "
-        f"{response['pending']} pending, {response['failed']} failed"
+        terminal_text(
+            f"{response['total_clips']} clips: {response['completed']} completed, "
+            f"{response['pending']} pending, {response['failed']} failed"
+        )
     )

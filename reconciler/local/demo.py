@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 from rich.console import Console
+from rich.text import Text
 
 from reconciler.app import create_app
 from reconciler.cli_output import render_check
@@ -36,6 +37,7 @@ from reconciler.local.simulator import (
 )
 from reconciler.local.storage import StorageStandIn
 from reconciler.migrations import apply_baseline, apply_migrations
+from reconciler.operator.terminal import terminal_text
 from reconciler.redaction import mask_url_password
 from reconciler.runware.client import RunwareClient
 
@@ -198,9 +200,15 @@ async def watch_until_settled(
                 how[job_id] = "polling (webhook dropped)" if dropped else "webhook"
                 outcome = "[red]failed   [/]" if value == "failed" else "[green]completed[/]"
                 pending = sum(1 for v in clips.values() if v == "pending")
+                # The key is read back from projects.clips: the database's text, not markup.
                 console.print(
-                    f"  {elapsed:5.1f}s  {job_id[:8]}…  {outcome} via {how[job_id]:<26}"
-                    f" ({pending} pending)"
+                    Text.assemble(
+                        f"  {elapsed:5.1f}s  ",
+                        terminal_text(job_id[:8]),
+                        "…  ",
+                        Text.from_markup(outcome),
+                        f" via {how[job_id]:<26} ({pending} pending)",
+                    )
                 )
         if all(v != "pending" for v in clips.values()) or elapsed > SETTLE_DEADLINE_SECONDS:
             return clips, how, elapsed

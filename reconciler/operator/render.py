@@ -1,7 +1,9 @@
 """`reconciler status` in the terminal: the overview (or one project) as rich tables.
 
 Times are shown relative to when the database answered (`generated_at`), so a clock that is
-off on the operator's laptop does not change what "stuck for 2h" means.
+off on the operator's laptop does not change what "stuck for 2h" means. Every value read from
+the database (or a service's JSON) is printed through `terminal_text`: keys, values, reasons,
+replica names and feed states are app or provider data, never markup or terminal commands.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from reconciler.operator.terminal import terminal_text
 from reconciler.operator.views import Overview, ProjectView
 
 _FAILURES_SHOWN = 10
@@ -45,11 +48,6 @@ def _until(moment: datetime | None, now: datetime) -> str:
     return "due now" if seconds <= 0 else f"in {duration(seconds)}"
 
 
-def _text(value: object) -> str:
-    # Everything that came from the database is data, never rich markup.
-    return escape(str(value))
-
-
 def render_overview(overview: Overview, console: Console) -> None:
     now = overview.generated_at
     console.print(f"[bold]Clip reconciler[/bold] - status at {now.isoformat(timespec='seconds')}")
@@ -59,13 +57,15 @@ def render_overview(overview: Overview, console: Console) -> None:
         replicas.add_column(column)
     for replica in overview.replicas:
         replicas.add_row(
-            _text(replica.owner),
+            terminal_text(replica.owner),
             "[green]yes[/green]" if replica.alive else "[red]NO[/red]",
-            _text(replica.feed_state),
+            terminal_text(replica.feed_state),
             str(replica.leases_held),
             _ago(replica.last_seen_at, now),
             _ago(replica.last_sweep_at, now),
-            f"{_ago(replica.started_at, now)} ({_text(replica.version)})",
+            Text.assemble(
+                f"{_ago(replica.started_at, now)} (", terminal_text(replica.version), ")"
+            ),
         )
     console.print(replicas)
     if not any(replica.alive for replica in overview.replicas):
@@ -73,7 +73,7 @@ def render_overview(overview: Overview, console: Console) -> None:
 
     buckets = Table(title=f"Unsettled jobs: {overview.unsettled}", title_justify="left")
     for bucket in overview.age_buckets:
-        buckets.add_column(f"waiting {bucket.label}", justify="right")
+        buckets.add_column(Text.assemble("waiting ", terminal_text(bucket.label)), justify="right")
     buckets.add_row(*(str(bucket.count) for bucket in overview.age_buckets))
     console.print(buckets)
 
@@ -85,12 +85,12 @@ def render_overview(overview: Overview, console: Console) -> None:
         for job in overview.oldest:
             oldest.add_row(
                 str(job.project_id),
-                _text(job.job_id),
+                terminal_text(job.job_id),
                 duration((now - job.first_seen_at).total_seconds()),
                 str(job.attempts),
                 _until(job.next_check_at, now),
                 "-" if job.progress is None else f"{job.progress}%",
-                _text(job.last_error or "-"),
+                terminal_text(job.last_error or "-"),
             )
         console.print(oldest)
 
@@ -100,7 +100,7 @@ def render_overview(overview: Overview, console: Console) -> None:
         reasons.add_column("count", justify="right")
         reasons.add_column("reason", overflow="fold")
         for reason, count in overview.failure_reasons_24h:
-            reasons.add_row(str(count), _text(reason))
+            reasons.add_row(str(count), terminal_text(reason))
         console.print(reasons)
         recent = Table(title="Most recent failures", title_justify="left")
         for column in ("project", "job", "failed"):
@@ -109,9 +109,9 @@ def render_overview(overview: Overview, console: Console) -> None:
         for failure in overview.failures_24h[:_FAILURES_SHOWN]:
             recent.add_row(
                 str(failure.project_id),
-                _text(failure.job_id),
+                terminal_text(failure.job_id),
                 _ago(failure.settled_at, now),
-                _text(failure.reason),
+                terminal_text(failure.reason),
             )
         console.print(recent)
     elif failed == 0:
@@ -130,12 +130,12 @@ def render_project(view: ProjectView, now: datetime, console: Console) -> None:
     for clip in view.clips:
         detail = clip.last_error if clip.status == "pending" and clip.last_error else clip.value
         table.add_row(
-            _text(clip.job_id),
-            _text(clip.status),
+            terminal_text(clip.job_id),
+            terminal_text(clip.status),
             "-" if clip.attempts is None else str(clip.attempts),
             _until(clip.next_check_at, now),
             "-" if clip.progress is None else f"{clip.progress}%",
-            _text(detail),
+            terminal_text(detail),
         )
     console.print(table)
     if not view.clips:

@@ -1,0 +1,33 @@
+"""App data on the operator's terminal: shown as text, never acted on by the terminal or rich.
+
+Clip keys and values are written by the app's users, reasons by Runware, and replica names and
+feed states come out of the database; any of them can hold an ESC or C1 sequence (a screen
+clear, an OSC 8 link that shows one URL and opens another, a title change), a bidi override
+that reorders what follows, or rich markup (`[/oops]` stops the command, `[bold red]` restyles
+the line). Every command prints such data through `terminal_text` (tables, lines, progress)
+or, for `--json`, `terminal_json`: one rule, so no output path is forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.text import Text
+
+from reconciler.observability.logs import escape_unsafe
+
+
+def terminal_text(value: object) -> Text:
+    """`value` as text a terminal shows and never acts on: every control, bidi or invisible
+    character written as an escape (`\\x1b`, `\\x9b`, `\\u202e`, `\\n`: the log lines' rule,
+    observability/logs.py), and as rich Text rather than a markup string, so brackets and
+    `:emoji:` codes stay as typed (markup escaping would still turn emoji codes into
+    pictures, and doubles a trailing backslash)."""
+    return Text(escape_unsafe(str(value)))
+
+
+def terminal_json(value: object) -> str:
+    """`value` as indented JSON that is safe to print: json.dumps escapes every control and
+    non-ASCII character (`\\u001b`, `\\u202e`) but leaves DEL raw; it is escaped as well, so
+    the output holds printable ASCII and line breaks only, and decodes to the same value."""
+    return json.dumps(value, indent=2, ensure_ascii=True).replace("\x7f", "\\u007f")
