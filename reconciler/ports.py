@@ -225,6 +225,11 @@ class Store(Protocol):
         """Forget settled jobs and parked results older than that; (jobs, parked) deleted."""
         ...
 
+    async def purge_archive(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
+        """Forget finished archive rows older than that, deleted projects' too; (clips,
+        copies) deleted. A store without an archive queue has nothing to forget."""
+        ...
+
     async def pending_stats(self) -> PendingStats:
         """For metrics: how much tracked work is outstanding."""
         ...
