@@ -146,8 +146,8 @@ async def test_old_tasks_become_one_copy_per_url_and_waiting_clips_get_the_store
         claimed = {t.source_url: t for t in await store.claim_archive_tasks("r", 10, 30, 10)}
         assert set(claimed) == {ALONE, MIXED}
         task = claimed[MIXED]
-        path = f"{task.project_id}/{task.job_id}.mp4"
-        archived = ArchivedObject(path, PUBLIC + path, 10, SHA)
+        object_path = f"{task.project_id}/{task.job_id}.mp4"
+        archived = ArchivedObject(object_path, PUBLIC + object_path, 10, SHA)
         assert await store.archive_succeeded(task, archived) == "archived"
         assert (await store.project_archive_states(P[6])) == {MIXED_JOB: "archived"}
     finally:
