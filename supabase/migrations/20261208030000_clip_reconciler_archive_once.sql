@@ -217,10 +217,14 @@ begin
                        finished_at = now();
                 continue;
             end if;
+            -- Another project's transaction may be queueing the same URL right now.
             insert into reconciler.archive_tasks (source_url, project_id, job_id)
             values (v_entry.url, p_project_id, v_entry.job_id)
-            returning * into v_copy;
-        elsif v_copy.state <> 'queued' and v_copy.archived_url is null then
+            on conflict (source_url) do nothing;
+            select * into v_copy from reconciler.archive_tasks t
+             where t.source_url = v_entry.url for update;
+        end if;
+        if v_copy.state <> 'queued' and v_copy.archived_url is null then
             if (p_requeue or v_copy.state = 'superseded')
                and v_copy.requeues < reconciler.archive_max_requeues() then
                 -- Still named after the clip it was first queued for: that path is its own.

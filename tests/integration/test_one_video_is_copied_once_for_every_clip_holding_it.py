@@ -8,6 +8,8 @@ queued again by new results a bounded number of times. Both transports, a real d
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,6 +18,7 @@ import asyncpg
 from reconciler.ports import ArchivedObject, ArchiveTask
 from reconciler.store.functions import FunctionStore
 from tests.projects import clips_of, new_project, row_version
+from tests.waiting import wait_until
 
 URL = "https://vm.runware.ai/video/os/a/ws/2/vi/shared.mp4"
 PUBLIC = "https://example.supabase.co/storage/v1/object/public/videos/"
@@ -159,3 +162,73 @@ async def test_requeues_of_a_url_that_was_given_up_are_bounded(
     assert row["state"] == "given_up"
     assert "queued 3 times already" in row["last_error"]
     assert await clips_of(db, project) == {job: URL}
+
+
+async def test_two_projects_queueing_one_new_url_at_once_share_the_copy(
+    store: FunctionStore, db: asyncpg.Connection, database_url: str
+) -> None:
+    """One project's result for a URL is not committed yet when another project's result for
+    the same URL arrives: the second waits, then joins the first's copy (no error, no second
+    copy)."""
+    await store.set_archiving(True)
+    job = str(uuid4())
+    first, second = [await new_project(db, {job: "pending"}) for _ in range(2)]
+    writer = await asyncpg.connect(database_url)
+    try:
+        async with writer.transaction():
+            await writer.execute(
+                "select public.reconciler_apply_results($1, $2::text::jsonb)",
+                first,
+                json.dumps({job: URL}),
+            )
+            joining = asyncio.create_task(store.apply_results(second, {job: URL}))
+
+            async def waits_for_the_first() -> bool:
+                waiting = await db.fetchval(
+                    "select count(*) from pg_stat_activity"
+                    " where wait_event_type = 'Lock' and datname = current_database()"
+                )
+                return bool(waiting)
+
+            await wait_until(waits_for_the_first)
+        outcome = await joining
+    finally:
+        await writer.close()
+
+    assert outcome.changed == {job: URL}
+    [task] = await store.claim_archive_tasks("r", 10, 30, 10)
+    assert task.project_id == first
+    assert await store.archive_succeeded(task, _archived(task)) == "archived"
+    for project in (first, second):
+        assert await clips_of(db, project) == {job: _archived(task).archived_url}
+
+
+async def test_a_clip_given_another_url_never_overwrites_the_object_its_path_names(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    """The object path is the first clip's: if that clip later gets a different URL, copying
+    it to the same path would replace the video every other clip holding the object shows.
+    The new URL's clip is given up with the reason; the stored object and its clips stay."""
+    await store.set_archiving(True)
+    job = str(uuid4())
+    owner, sharer = [await new_project(db, {job: "pending"}) for _ in range(2)]
+    for project in (owner, sharer):
+        await store.apply_results(project, {job: URL})
+    [task] = await store.claim_archive_tasks("r", 10, 30, 10)
+    await store.archive_succeeded(task, _archived(task))
+    other_url = URL.replace("shared", "different")
+
+    await _repend(db, owner, job)
+    await store.apply_results(owner, {job: other_url})
+
+    assert await store.claim_archive_tasks("r", 10, 30, 10) == []
+    assert await clips_of(db, owner) == {job: other_url}
+    assert await clips_of(db, sharer) == {job: _archived(task).archived_url}
+    row = await db.fetchrow(
+        "select state, source_url, last_error from reconciler.archive_clips where project_id = $1",
+        owner,
+    )
+    assert row is not None
+    assert (row["state"], row["source_url"]) == ("given_up", other_url)
+    assert "object path already names the copy of another URL" in row["last_error"]
+    assert [c["source_url"] for c in await _copies(db)] == [URL]
