@@ -232,3 +232,24 @@ async def test_a_clip_given_another_url_never_overwrites_the_object_its_path_nam
     assert (row["state"], row["source_url"]) == ("given_up", other_url)
     assert "object path already names the copy of another URL" in row["last_error"]
     assert [c["source_url"] for c in await _copies(db)] == [URL]
+
+
+async def test_the_backfill_swaps_a_clip_whose_url_is_stored_already(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    """A clip written before archiving was on, holding a URL another project's clip had
+    archived since: the back-fill swaps it to the object, with nothing to copy."""
+    job = str(uuid4())
+    older = await new_project(db, {job: URL})
+    await store.set_archiving(True)
+    newer = await new_project(db, {job: "pending"})
+    await store.apply_results(newer, {job: URL})
+    [task] = await store.claim_archive_tasks("r", 10, 30, 10)
+    await store.archive_succeeded(task, _archived(task))
+
+    page = await store.archive_backfill_page(None, 10, ["https://vm.runware.ai/"], PUBLIC)
+
+    assert page.queued == 1
+    assert await clips_of(db, older) == {job: _archived(task).archived_url}
+    assert await store.claim_archive_tasks("r", 10, 30, 10) == []
+    assert await _clip_states(db) == {older: "archived", newer: "archived"}
