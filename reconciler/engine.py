@@ -477,12 +477,17 @@ class Engine:
                 jobs, parked = await self._store.purge(
                     self._policy.retention_seconds, self._policy.purge_batch
                 )
+                archived_clips, copies = await self._store.purge_archive(
+                    self._policy.retention_seconds, self._policy.purge_batch
+                )
                 log.info(
-                    "sweep: %d projects with pending clips; forgot %d settled jobs and %d"
-                    " parked results past retention",
+                    "sweep: %d projects with pending clips; forgot %d settled jobs, %d"
+                    " parked results and %d finished archive rows (%d copies) past retention",
                     swept,
                     jobs,
                     parked,
+                    archived_clips + copies,
+                    copies,
                 )
             except (StoreUnavailable, StoreRejected) as error:
                 self.stats.errors += 1

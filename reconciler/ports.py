@@ -225,6 +225,11 @@ class Store(Protocol):
         """Forget settled jobs and parked results older than that; (jobs, parked) deleted."""
         ...
 
+    async def purge_archive(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
+        """Forget finished archive rows older than that, deleted projects' too; (clips,
+        copies) deleted. A store without an archive queue has nothing to forget."""
+        ...
+
     async def pending_stats(self) -> PendingStats:
         """For metrics: how much tracked work is outstanding."""
         ...
@@ -334,7 +339,8 @@ ArchiveFailed = Literal["queued", "given_up", "not_queued"]
 
 @dataclass(frozen=True, slots=True)
 class ArchiveTask:
-    """A claimed task: copy `source_url` (what the clip holds now) into Storage. `attempts`
+    """A claimed copy: copy `source_url` into Storage, once for every clip holding it, at the
+    object path of the clip it was first queued for (`project_id`, `job_id`). `attempts`
     counts claims, this one included."""
 
     project_id: UUID
@@ -395,7 +401,8 @@ class ArchiveStore(Protocol):
     async def archive_succeeded(
         self, task: ArchiveTask, archived: ArchivedObject
     ) -> ArchiveSucceeded:
-        """Swap the clip to the archived URL iff it still holds the task's URL (I1)."""
+        """Swap every clip waiting for the task's URL to the archived URL, each iff it still
+        holds that URL (I1); "archived" when at least one was."""
         ...
 
     async def archive_failed(

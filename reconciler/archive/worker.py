@@ -1,13 +1,14 @@
 """The archive loop: claim queued tasks, copy each video into Storage, finish the task.
 
-Tasks are rows (`reconciler.archive_tasks`), queued by SQL in the same transaction that wrote
-the Runware URL; this process only works them off. `concurrency` slots each claim one task at
-a time under a lease (renewed while the copy runs, released on a clean stop, left to expire on
-a kill -9, after which any replica takes the task again: the upload is idempotent, to the same
-path). A copy that fails is retried with backoff from the task's attempts, or given up when the
-failure is permanent (source gone, too large, not a video) or the attempts are used up; the
-clip then keeps its Runware URL. Storage trouble is transient: our own failures never give a
-video up early (I11).
+Tasks are rows (`reconciler.archive_tasks`, one copy per source URL, however many clips hold
+it), queued by SQL in the same transaction that wrote the Runware URL; this process only works
+them off, and SQL swaps every clip waiting for the URL when the copy is done. `concurrency`
+slots each claim one task at a time under a lease (renewed while the copy runs, released on a
+clean stop, left to expire on a kill -9, after which any replica takes the task again: the
+upload is idempotent, to the same path). A copy that fails is retried with backoff from the
+task's attempts, or given up when the failure is permanent (source gone, too large, not a
+video) or the attempts are used up; the clips then keep their Runware URL. Storage trouble is
+transient: our own failures never give a video up early (I11).
 """
 
 from __future__ import annotations

@@ -189,6 +189,11 @@ ARCHIVE_BACKFILL_PAGE = SqlFunction(
 ARCHIVE_STATS = SqlFunction("reconciler_archive_stats", (("by_state", "boolean"),))
 # The archive state of one project's clips (20261202300000_clip_reconciler_operator_archive.sql).
 PROJECT_ARCHIVE_STATES = SqlFunction("reconciler_project_archive_states", (("project_id", "uuid"),))
+# Finished archive rows past retention, a batch per call
+# (20261208030000_clip_reconciler_archive_once.sql).
+PURGE_ARCHIVE = SqlFunction(
+    "reconciler_purge_archive", (("older_than_seconds", "double precision"), ("limit", "integer"))
+)
 
 # Every function of ours in `public` but the trigger's: what the service calls (FINISH_ROUND
 # through FINISH_POLL_ROUND, in SQL).
@@ -222,4 +227,5 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     ARCHIVE_BACKFILL_PAGE,
     ARCHIVE_STATS,
     PROJECT_ARCHIVE_STATES,
+    PURGE_ARCHIVE,
 )

@@ -243,6 +243,12 @@ class FunctionStore:
         answer = await self._call(calls.PURGE, older_than_seconds=older_than_seconds, limit=limit)
         return int(answer["jobs"]), int(answer["parked"])
 
+    async def purge_archive(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
+        answer = await self._call(
+            calls.PURGE_ARCHIVE, older_than_seconds=older_than_seconds, limit=limit
+        )
+        return int(answer["clips"]), int(answer["copies"])
+
     async def projects_with_pending(self, after: UUID | None, limit: int) -> list[UUID]:
         answer = await self._call(calls.PROJECTS_WITH_PENDING, after=after, limit=limit)
         return [_uuid(value) for value in answer]

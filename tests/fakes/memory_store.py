@@ -577,6 +577,11 @@ class MemoryStore:
             del self.state.parked[job_id]
         return len(old_jobs), len(old_parked)
 
+    async def purge_archive(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
+        # The in-memory store keeps no archive queue (archiving needs the database).
+        self._call("purge_archive")
+        return 0, 0
+
     async def pending_stats(self) -> PendingStats:
         self._call("pending_stats")
         unsettled = [row for row in self.state.jobs.values() if row.settled_at is None]

@@ -79,7 +79,7 @@ async def test_api_roles_cannot_read_the_private_schema(db: asyncpg.Connection, 
         await db.execute(f"set local role {role}")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await db.fetch("select * from reconciler.parked_results")
-    for table in ("archive_tasks", "archive_settings"):
+    for table in ("archive_tasks", "archive_clips", "archive_settings"):
         async with db.transaction():
             await db.execute(f"set local role {role}")
             with pytest.raises(asyncpg.InsufficientPrivilegeError):

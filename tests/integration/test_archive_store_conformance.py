@@ -18,6 +18,7 @@ from tests.projects import clips_of, new_project, row_version, tracked_project
 
 URL_A = "https://vm.runware.ai/video/os/a/ws/2/vi/a.mp4"
 URL_B = "https://vm.runware.ai/video/os/b/ws/2/vi/b.mp4"
+URL_C = "https://vm.runware.ai/video/os/c/ws/2/vi/c.mp4"
 PUBLIC = "https://example.supabase.co/storage/v1/object/public/videos/"
 SHA = "ab" * 32
 SOURCES = ["https://vm.runware.ai/"]
@@ -34,9 +35,16 @@ async def _tasks(db: asyncpg.Connection) -> dict[tuple[UUID, str], dict[str, Any
     return {(r["project_id"], r["job_id"]): dict(r) for r in rows}
 
 
+async def _clips(db: asyncpg.Connection) -> dict[tuple[UUID, str], dict[str, Any]]:
+    """Each clip's row: the URL it waits for (or waited for) and what became of it."""
+    rows = await db.fetch("select * from reconciler.archive_clips")
+    return {(r["project_id"], r["job_id"]): dict(r) for r in rows}
+
+
 async def _queued(db: asyncpg.Connection) -> set[tuple[UUID, str, str]]:
+    """The clips waiting for a copy (one copy per URL, see _tasks)."""
     rows = await db.fetch(
-        "select project_id, job_id, source_url from reconciler.archive_tasks where state = 'queued'"
+        "select project_id, job_id, source_url from reconciler.archive_clips where state = 'queued'"
     )
     return {(r["project_id"], r["job_id"], r["source_url"]) for r in rows}
 
@@ -75,9 +83,10 @@ async def test_every_write_path_queues_its_urls_when_on(
         (parked, "parked", URL_B),
         (polled, "p", URL_B),
     }
+    # Two URLs: two copies to make, whatever the number of clips holding them.
     stats = await store.archive_stats(by_state=True)
-    assert (stats.enabled, stats.backlog) == (True, 4)
-    assert stats.by_state == {"queued": 4, "archived": 0, "given_up": 0, "superseded": 0}
+    assert (stats.enabled, stats.backlog) == (True, 2)
+    assert stats.by_state == {"queued": 2, "archived": 0, "given_up": 0, "superseded": 0}
     assert stats.oldest_age_seconds >= 0
 
 
@@ -99,7 +108,7 @@ async def test_claims_are_leased_and_expired_leases_come_back(
 ) -> None:
     await store.set_archiving(True)
     project = await new_project(db, {"a": "pending", "b": "pending", "c": "pending"})
-    await store.apply_results(project, {"a": URL_A, "b": URL_B, "c": URL_A})
+    await store.apply_results(project, {"a": URL_A, "b": URL_B, "c": URL_C})
 
     mine = await store.claim_archive_tasks("replica-a", 2, 30, 10)
     theirs = await store.claim_archive_tasks("replica-b", 10, 30, 10)
@@ -117,7 +126,7 @@ async def test_claims_are_leased_and_expired_leases_come_back(
 
     assert {t.job_id for t in taken} == {t.job_id for t in mine}
     assert all(t.attempts == 2 for t in taken)
-    assert {t.source_url for t in mine + theirs} == {URL_A, URL_B}
+    assert {t.source_url for t in mine + theirs} == {URL_A, URL_B, URL_C}
 
 
 async def test_a_clean_stop_hands_tasks_back_without_counting_the_attempt(
@@ -219,9 +228,12 @@ async def test_claim_skips_tasks_whose_clip_changed(
     claimed = await store.claim_archive_tasks("r", 10, 30, 10)
 
     assert [t.job_id for t in claimed] == ["j1"]
-    rows = await _tasks(db)
-    assert rows[(project, "j2")]["state"] == "superseded"
-    assert rows[(gone, "g")]["state"] == "superseded"
+    clips = await _clips(db)
+    assert clips[(project, "j2")]["state"] == "superseded"
+    assert clips[(gone, "g")]["state"] == "superseded"
+    assert clips[(project, "j1")]["state"] == "queued"
+    copies = {row["source_url"]: row for row in (await _tasks(db)).values()}
+    assert copies[URL_B]["state"] == "superseded"
 
 
 async def test_failures_retry_then_give_up_and_the_clip_keeps_its_url(
