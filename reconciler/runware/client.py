@@ -241,7 +241,7 @@ class RunwareClient:
                 statuses.update(await self._check_batch(omitted, splits))
             else:
                 refusal = CheckError(_refusal(envelope, outcome.status_code))
-                statuses.update({u: refusal for u in omitted})
+                statuses.update(dict.fromkeys(omitted, refusal))
             return statuses
         singles = await asyncio.gather(*(self._check_batch([u]) for u in omitted))
         for single in singles:
@@ -257,7 +257,7 @@ class RunwareClient:
         if len(batch) == 1 or not splits.take(2):
             # A single task refused, or the budget spent (a refusal of every request, not of
             # one task): the refusal is a CheckError, and the next round asks again.
-            return {u: refusal for u in batch}
+            return dict.fromkeys(batch, refusal)
         middle = len(batch) // 2
         statuses = await self._check_batch(batch[:middle], splits)
         statuses.update(await self._check_batch(batch[middle:], splits))

@@ -192,6 +192,26 @@ PROJECT_ARCHIVE_STATES = SqlFunction("reconciler_project_archive_states", (("pro
 
 # Every function of ours in `public` but the trigger's: what the service calls (FINISH_ROUND
 # through FINISH_POLL_ROUND, in SQL).
+# The check endpoint's lean read and write (20261208020000): a bounded part of a project.
+READ_FOR_CHECK = SqlFunction(
+    "reconciler_read_for_check",
+    (
+        ("project_id", "uuid"),
+        ("first_check_delay_seconds", "double precision"),
+        ("max_jobs", "integer"),
+        ("max_clips_bytes", "integer"),
+    ),
+)
+APPLY_CHECK_RESULTS = SqlFunction(
+    "reconciler_apply_check_results",
+    (
+        ("project_id", "uuid"),
+        ("results", "jsonb"),
+        ("keys", "text[]"),
+        ("max_clips_bytes", "integer"),
+    ),
+)
+
 CATALOGUE: tuple[SqlFunction, ...] = (
     READ_PROJECT,
     TRACK_JOBS,
@@ -222,4 +242,6 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     ARCHIVE_BACKFILL_PAGE,
     ARCHIVE_STATS,
     PROJECT_ARCHIVE_STATES,
+    READ_FOR_CHECK,
+    APPLY_CHECK_RESULTS,
 )
