@@ -69,8 +69,8 @@ class Sizes:
 def sizes(quick: bool) -> Sizes:
     if quick:
         return Sizes(pending=500, window_seconds=5.0, big_row_clips=20_000)
-    # 200,000 clips of about 105 bytes each: a 20 MB clips column.
-    return Sizes(pending=5_000, window_seconds=60.0, big_row_clips=200_000)
+    # 160,000 clips of about 130 bytes each: a 20 MB clips column.
+    return Sizes(pending=5_000, window_seconds=60.0, big_row_clips=160_000)
 
 
 def _user_token() -> str:

@@ -46,8 +46,9 @@ $$;
 -- reconciler_read_project with p_track false), then return
 -- {"found", "counts", "clips" (null when over the cap),
 --  "asked": [{"job_id", "age_seconds" (null: not tracked yet)}], "more_pending": n}.
--- "asked" holds up to p_max_jobs trackable pending jobs (null: all), those tracked longest
--- first; when more are pending, every pending job is tracked now, so the poller covers them.
+-- "asked" holds up to p_max_jobs trackable pending jobs (null: all): those tracked longest
+-- first, then those not tracked yet by key; when more are pending, every pending job is
+-- tracked now, so the poller covers them.
 create or replace function public.reconciler_read_for_check(
     p_project_id uuid,
     p_first_check_delay_seconds double precision,
@@ -60,10 +61,12 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_result jsonb;
-    v_clips  jsonb;
-    v_asked  jsonb;
-    v_more   bigint;
+    v_result  jsonb;
+    v_clips   jsonb;
+    v_asked   jsonb;
+    v_tracked jsonb;
+    v_pending bigint;
+    v_more    bigint;
 begin
     if p_max_jobs is not null and p_max_jobs < 0 then
         raise exception 'p_max_jobs must be >= 0 or null' using errcode = '22023';
@@ -78,24 +81,41 @@ begin
     end if;
     v_clips := v_result -> 'clips';
 
-    with pending as (
-        select e.key as job_id, j.first_seen_at
-          from jsonb_each(v_clips) e
-          left join reconciler.jobs j
-            on j.project_id = p_project_id and j.job_id = e.key and j.settled_at is null
-         where e.value = '"pending"'::jsonb and reconciler.is_trackable(e.key)
-    ), ranked as (
-        select p.job_id, p.first_seen_at,
-               row_number() over (order by p.first_seen_at nulls last, p.job_id) as n
-          from pending p
-    )
+    -- The project's tracked pending jobs, oldest first: a range scan of its own jobs, each
+    -- looked up in the clips (a join of jsonb_each with the jobs was planned as a nested loop
+    -- over the project's index: quadratic, 3 s at 5,000 jobs).
     select coalesce(jsonb_agg(jsonb_build_object(
-               'job_id', r.job_id,
-               'age_seconds', extract(epoch from now() - r.first_seen_at)) order by r.n)
-               filter (where p_max_jobs is null or r.n <= p_max_jobs), '[]'::jsonb),
-           count(*) filter (where p_max_jobs is not null and r.n > p_max_jobs)
-      into v_asked, v_more
-      from ranked r;
+               'job_id', t.job_id,
+               'age_seconds', extract(epoch from now() - t.first_seen_at))
+               order by t.first_seen_at, t.job_id), '[]'::jsonb),
+           coalesce(jsonb_object_agg(t.job_id, true), '{}'::jsonb)
+      into v_asked, v_tracked
+      from (select j.job_id, j.first_seen_at
+              from reconciler.jobs j
+             where j.project_id = p_project_id and j.settled_at is null
+               and v_clips -> j.job_id = '"pending"'::jsonb
+               and reconciler.is_trackable(j.job_id)
+             order by j.first_seen_at, j.job_id
+             limit p_max_jobs) t;
+
+    select count(*) into v_pending
+      from jsonb_each(v_clips) e
+     where e.value = '"pending"'::jsonb and reconciler.is_trackable(e.key);
+
+    -- Room left: the jobs not tracked yet, by key. Room is left only when every tracked
+    -- pending job is already in v_asked, so v_tracked names them all.
+    if p_max_jobs is null or jsonb_array_length(v_asked) < p_max_jobs then
+        select v_asked || coalesce(jsonb_agg(jsonb_build_object(
+                   'job_id', u.key, 'age_seconds', null) order by u.key), '[]'::jsonb)
+          into v_asked
+          from (select e.key
+                  from jsonb_each(v_clips) e
+                 where e.value = '"pending"'::jsonb and reconciler.is_trackable(e.key)
+                   and not (v_tracked ? e.key)
+                 order by e.key
+                 limit p_max_jobs - jsonb_array_length(v_asked)) u;
+    end if;
+    v_more := v_pending - jsonb_array_length(v_asked);
 
     if v_more > 0 then
         -- Not asked about in this check: tracked now, so the poller asks in its turn.
