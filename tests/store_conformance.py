@@ -400,6 +400,20 @@ class StoreConformance:
         assert large.counts == small.counts
         assert large.asked.keys() == small.asked.keys()
 
+    async def test_check_read_and_write_refuse_negative_caps(self, harness: StoreHarness) -> None:
+        job = str(uuid4())
+        project = await harness.new_project({job: "pending"})
+
+        with pytest.raises(StoreRejected):
+            await harness.store.read_for_check(project, 0, -1, None)
+        with pytest.raises(StoreRejected):
+            await harness.store.read_for_check(project, 0, None, -1)
+        with pytest.raises(StoreRejected):
+            await harness.store.apply_check_results(project, {job: URL_A}, [job], -1)
+
+        assert await harness.clips_of(project) == {job: "pending"}
+        assert await harness.job_states([job]) == {}
+
     async def test_check_write_answers_the_asked_values_and_counts(
         self, harness: StoreHarness
     ) -> None:

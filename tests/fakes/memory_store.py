@@ -144,6 +144,12 @@ def assert_results(results: object) -> None:
             raise StoreRejected(f'results: value for job {job_id} must be a URL or "failed"')
 
 
+def _refuse_negative(*caps: int | None) -> None:
+    """The lean check functions refuse a negative cap (SQLSTATE 22023)."""
+    if any(cap is not None and cap < 0 for cap in caps):
+        raise StoreRejected("a cap must be >= 0 or null")
+
+
 def _check_view(
     clips: dict[str, Any], max_clips_bytes: int | None
 ) -> tuple[ClipCounts, dict[str, Any] | None]:
@@ -396,6 +402,7 @@ class MemoryStore:
     ) -> CheckRead | None:
         """`public.reconciler_read_for_check`."""
         self._call("read_for_check")
+        _refuse_negative(max_jobs, max_clips_bytes)
         with self._atomic():
             read = self._reconcile_project(project_id, first_check_delay_seconds, 0, False)
             if read is None:
@@ -433,6 +440,7 @@ class MemoryStore:
     ) -> CheckWrite:
         """`public.reconciler_apply_check_results`."""
         self._call("apply_check_results")
+        _refuse_negative(max_clips_bytes)
         with self._atomic():
             outcome = self._apply_results(project_id, results)
         if not outcome.found:
