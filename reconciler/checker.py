@@ -15,7 +15,9 @@ from uuid import UUID
 from reconciler.callers import Caller, UserCaller
 from reconciler.clips import (
     FAILED,
+    PENDING,
     CheckError,
+    Decision,
     TaskStatus,
     UrlPolicy,
     check_response,
@@ -23,6 +25,7 @@ from reconciler.clips import (
     is_trackable,
     pending_job_ids,
     results_to_write,
+    truncated_check_response,
 )
 from reconciler.config import DEFAULTS
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
@@ -35,11 +38,30 @@ class ProjectNotFound(LookupError):
 
 
 @dataclass(frozen=True)
+class CheckLimits:
+    """What one check may cost. `max_jobs`: pending jobs asked about (Runware requests are
+    about ⌈max_jobs / batch size⌉); `max_clips_bytes`: the largest clips column (JSON text)
+    read and answered whole. None: no limit (full-access callers, the CLI)."""
+
+    max_jobs: int | None = None
+    max_clips_bytes: int | None = None
+
+
+UNLIMITED = CheckLimits()
+
+
+@dataclass(frozen=True)
 class CheckPolicy:
     # Defaults: the settings' declarations (reconciler/config.py), written once there.
     first_check_delay_seconds: float = DEFAULTS.first_check_delay_seconds
     unknown_task_grace_seconds: float = DEFAULTS.unknown_task_grace_seconds
     url_policy: UrlPolicy = field(default_factory=lambda: UrlPolicy(DEFAULTS.allowed_url_hosts))
+    # A signed-in user's check: the caps RECONCILER_USER_CHECK_MAX_* declare.
+    user_limits: CheckLimits = field(
+        default_factory=lambda: CheckLimits(
+            DEFAULTS.user_check_max_jobs, DEFAULTS.user_check_max_clips_bytes
+        )
+    )
 
 
 class ClipChecker:
@@ -64,39 +86,60 @@ class ClipChecker:
 
     async def check_for(self, caller: Caller, project_id: UUID) -> dict[str, Any]:
         """`check` on behalf of `caller`: a user sees only the projects the database lets them
-        see; any other project is ProjectNotFound, as if it did not exist (no existence leak)."""
-        if isinstance(caller, UserCaller) and not await self._store.project_visible_to(
-            project_id, caller
-        ):
-            raise ProjectNotFound(str(project_id))
+        see; any other project is ProjectNotFound, as if it did not exist (no existence leak).
+        A user's check is bounded (CheckLimits): it never costs more Runware requests, nor
+        more memory, than the user check's caps allow, whatever the project holds."""
+        if isinstance(caller, UserCaller):
+            if not await self._store.project_visible_to(project_id, caller):
+                raise ProjectNotFound(str(project_id))
+            return await self.check(project_id, self._policy.user_limits)
         return await self.check(project_id)
 
-    async def check(self, project_id: UUID) -> dict[str, Any]:
-        """The seed's response body for `project_id`; raises ProjectNotFound."""
+    async def check(self, project_id: UUID, limits: CheckLimits = UNLIMITED) -> dict[str, Any]:
+        """The seed's response body for `project_id`; raises ProjectNotFound. Within `limits`:
+        at most `max_jobs` pending jobs asked about (the others answer "pending", their
+        scheduled poll covers them), and a truncated answer (`truncated_check_response`) when
+        the clips are larger than `max_clips_bytes`."""
         # Tracking waits until Runware has answered: jobs that settle in this very call need
         # no tracking row (W1: 100 bookkeeping rows per 50-clip check before, 0 now).
-        snapshot = await self._store.sync_project(
-            project_id, self._policy.first_check_delay_seconds, track=False
+        read = await self._store.read_for_check(
+            project_id,
+            self._policy.first_check_delay_seconds,
+            limits.max_jobs,
+            limits.max_clips_bytes,
         )
-        if snapshot is None:
+        if read is None:
             raise ProjectNotFound(str(project_id))
-        every_pending = pending_job_ids(snapshot.clips)
-        # A key too long to be a task id is reported in its detail, never sent to Runware.
-        pending = [job_id for job_id in every_pending if is_trackable(job_id)]
-        statuses = await self.statuses(pending)
-        # A job not tracked yet is as young as this check.
-        ages = {job_id: tracked.age_seconds for job_id, tracked in snapshot.pending_jobs.items()}
+        asked = list(read.asked)
+        statuses = await self.statuses(asked)
         decisions = [
             decide_pending_job(
                 job_id,
                 statuses,
-                job_age_seconds=ages.get(job_id, 0.0),
+                # A job not tracked yet is as young as this check.
+                job_age_seconds=age if age is not None else 0.0,
                 unknown_task_grace_seconds=self._policy.unknown_task_grace_seconds,
                 url_policy=self._policy.url_policy,
             )
-            for job_id in every_pending
+            for job_id, age in read.asked.items()
         ]
-        clips = snapshot.clips
+        if read.clips is not None:
+            # Every other pending clip: a key that cannot be a task id says why (never sent to
+            # Runware); one beyond the check's cap is simply still pending.
+            decisions += [
+                decide_pending_job(
+                    job_id,
+                    {},
+                    job_age_seconds=0.0,
+                    unknown_task_grace_seconds=self._policy.unknown_task_grace_seconds,
+                    url_policy=self._policy.url_policy,
+                )
+                if not is_trackable(job_id)
+                else Decision(job_id, None)
+                for job_id in pending_job_ids(read.clips)
+                if job_id not in read.asked
+            ]
+        tracked = {job_id for job_id, age in read.asked.items() if age is not None}
         results = results_to_write(decisions)
         # Runware's reason for a failure is kept on the job's tracking row, as a poll round keeps
         # it, so the operator view can say why the clip failed (the write below then settles
@@ -105,21 +148,30 @@ class ClipChecker:
             if (
                 decision.write == FAILED
                 and decision.error is not None
-                and decision.job_id in snapshot.pending_jobs
+                and decision.job_id in tracked
             ):
                 await self._store.note_job_error(decision.job_id, decision.error)
+        clips, counts, values = read.clips, read.counts, dict.fromkeys(asked, PENDING)
         if results:  # the seed's rule: write only when something changed
-            outcome = await self._store.apply_results(project_id, results)
+            outcome = await self._store.apply_check_results(
+                project_id, results, asked, limits.max_clips_bytes
+            )
             if not outcome.found:  # deleted while we asked Runware
                 raise ProjectNotFound(str(project_id))
-            clips = outcome.clips
-        untracked = [
-            job_id
-            for job_id in pending
-            if job_id not in results and job_id not in snapshot.pending_jobs
-        ]
+            clips, counts, values = outcome.clips, outcome.counts, outcome.values
+        untracked = [job_id for job_id in asked if job_id not in results and job_id not in tracked]
         if untracked:  # still pending: the engine polls them from now on
             await self._store.track_jobs(
                 project_id, untracked, self._policy.first_check_delay_seconds
             )
-        return check_response(str(project_id), clips, decisions)
+        if clips is not None:
+            return check_response(str(project_id), clips, decisions)
+        return truncated_check_response(
+            str(project_id),
+            total=counts.total,
+            completed=counts.completed,
+            pending=counts.pending,
+            failed=counts.failed,
+            values=values,
+            checked=decisions,
+        )

@@ -370,5 +370,27 @@ def check_response(
     }
 
 
+def truncated_check_response(
+    project_id: str,
+    *,
+    total: int,
+    completed: int,
+    pending: int,
+    failed: int,
+    values: Mapping[str, object],
+    checked: Sequence[Decision],
+) -> dict[str, Any]:
+    """The answer when the project's clips are larger than the caller may have serialised
+    (RECONCILER_USER_CHECK_MAX_CLIPS_BYTES): the seed's shape and counts, with `clips` and
+    `details` holding only the jobs this check asked Runware about, and `"truncated": true`.
+    Its size is bounded by the check's job cap, whatever the project holds."""
+    asked = {d.job_id for d in checked}
+    shown = {job_id: value for job_id, value in values.items() if job_id in asked}
+    answer = check_response(project_id, shown, checked)
+    answer.update(total_clips=total, completed=completed, pending=pending, failed=failed)
+    answer["truncated"] = True
+    return answer
+
+
 def error_response(message: str) -> dict[str, Any]:
     return {"success": False, "error": message}

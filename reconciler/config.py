@@ -299,6 +299,22 @@ class Settings(BaseSettings):
         10,
         "checks full-access callers may make at once, when they are rate-limited",
     )
+    user_check_max_jobs: int = _whole(
+        "RECONCILER_USER_CHECK_MAX_JOBS",
+        50,
+        "pending jobs one signed-in user's check asks Runware about (those tracked longest"
+        " first; with the batch size, one `getResponse` request); the others answer `pending`"
+        " and their scheduled poll covers them",
+        maximum=2**31 - 1,
+    )
+    user_check_max_clips_bytes: int = _whole(
+        "RECONCILER_USER_CHECK_MAX_CLIPS_BYTES",
+        1_048_576,
+        "largest `clips` column (its JSON text) a signed-in user's check reads and answers"
+        ' whole; a larger one gets a truncated answer (`"truncated": true`, only the checked'
+        " jobs in `clips` and `details`), in bytes",
+        maximum=2**31 - 1,  # a PostgreSQL integer
+    )
     jwt_leeway_seconds: float = _seconds(
         "RECONCILER_JWT_LEEWAY_SECONDS",
         30.0,

@@ -54,6 +54,37 @@ class ProjectSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ClipCounts:
+    total: int
+    completed: int
+    pending: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRead:
+    """What a check needs of a project, bounded: the pending jobs to ask Runware about (with
+    their tracking age, None when not tracked yet), how many more are pending (tracked for the
+    poller, not asked about), the counts, and the clips unless over the caller's cap."""
+
+    asked: dict[str, float | None]
+    more_pending: int
+    counts: ClipCounts
+    clips: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckWrite:
+    """A check's guarded write, answered as boundedly as its read: the asked keys' values now."""
+
+    found: bool
+    changed: dict[str, str]
+    values: dict[str, Any]
+    counts: ClipCounts
+    clips: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyOutcome:
     """Result of one guarded merge: which keys moved, and the clips as now stored."""
 
@@ -174,6 +205,30 @@ class Store(Protocol):
 
     async def apply_results(self, project_id: UUID, results: Mapping[str, str]) -> ApplyOutcome:
         """Guarded merge (I1): only keys whose stored value is "pending" change."""
+        ...
+
+    async def read_for_check(
+        self,
+        project_id: UUID,
+        first_check_delay_seconds: float,
+        max_jobs: int | None,
+        max_clips_bytes: int | None,
+    ) -> CheckRead | None:
+        """A project as a check needs it (parked results applied first, as `sync_project`
+        does, nothing tracked): at most `max_jobs` trackable pending jobs to ask about, those
+        tracked longest first (None: all; the rest are tracked now), and the clips only while
+        their JSON text is at most `max_clips_bytes` (None: always)."""
+        ...
+
+    async def apply_check_results(
+        self,
+        project_id: UUID,
+        results: Mapping[str, str],
+        keys: Sequence[str],
+        max_clips_bytes: int | None,
+    ) -> CheckWrite:
+        """`apply_results`, answered with `keys`' values, the counts, and the clips only
+        while at most `max_clips_bytes`."""
         ...
 
     async def project_visible_to(self, project_id: UUID, user: UserCaller) -> bool:

@@ -12,7 +12,7 @@ from reconciler.archive.transfer import StorageUploader
 from reconciler.archive.worker import ArchivePolicy, ArchiveWorker
 from reconciler.auth import CallerVerifier, JwksCache
 from reconciler.backoff import Backoff
-from reconciler.checker import CheckPolicy, ClipChecker
+from reconciler.checker import CheckLimits, CheckPolicy, ClipChecker
 from reconciler.clips import UrlPolicy
 from reconciler.config import Settings
 from reconciler.engine import Engine, EnginePolicy
@@ -70,6 +70,7 @@ def check_policy(settings: Settings) -> CheckPolicy:
         first_check_delay_seconds=settings.first_check_delay_seconds,
         unknown_task_grace_seconds=settings.unknown_task_grace_seconds,
         url_policy=UrlPolicy(settings.allowed_url_hosts),
+        user_limits=CheckLimits(settings.user_check_max_jobs, settings.user_check_max_clips_bytes),
     )
 
 

@@ -9,6 +9,7 @@ itself has no such methods: nothing in production reads its state that way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -346,6 +347,91 @@ class StoreConformance:
         assert snapshot.pending_jobs == {}
         assert untracked == {}
         assert set(await harness.job_states(["j1", "j2", "j3", "not-in-project"])) == {"j2"}
+
+    async def test_check_read_of_an_unknown_project_is_none(self, harness: StoreHarness) -> None:
+        assert await harness.store.read_for_check(uuid4(), 0, 10, 1000) is None
+        written = await harness.store.apply_check_results(uuid4(), {}, [], 1000)
+        assert not written.found
+
+    async def test_check_read_asks_at_most_max_jobs_and_tracks_the_rest(
+        self, harness: StoreHarness
+    ) -> None:
+        jobs = sorted(str(uuid4()) for _ in range(5))
+        done = str(uuid4())
+        project = await harness.new_project(dict.fromkeys(jobs, "pending") | {done: URL_A})
+
+        read = await harness.store.read_for_check(project, 60, 2, None)
+
+        assert read is not None
+        # None tracked yet: in key order, no age.
+        assert read.asked == dict.fromkeys(jobs[:2])
+        assert read.more_pending == 3
+        assert (read.counts.total, read.counts.completed, read.counts.pending) == (6, 1, 5)
+        assert read.counts.failed == 0
+        assert read.clips == dict.fromkeys(jobs, "pending") | {done: URL_A}
+        # The jobs not asked about are tracked for the poller (and, here, the others too).
+        assert set(await harness.job_states(jobs)) == set(jobs)
+
+    async def test_check_read_without_a_cap_asks_about_every_job_and_tracks_none(
+        self, harness: StoreHarness
+    ) -> None:
+        jobs = [str(uuid4()) for _ in range(3)]
+        project = await harness.new_project(dict.fromkeys(jobs, "pending"))
+
+        read = await harness.store.read_for_check(project, 60, None, None)
+
+        assert read is not None
+        assert set(read.asked) == set(jobs)
+        assert read.more_pending == 0
+        assert await harness.job_states(jobs) == {}
+
+    async def test_check_read_leaves_out_clips_over_the_cap(self, harness: StoreHarness) -> None:
+        clips = {str(uuid4()): URL_A for _ in range(20)} | {str(uuid4()): "pending"}
+        project = await harness.new_project(clips)
+        size = len(json.dumps(clips).encode())
+
+        small = await harness.store.read_for_check(project, 0, 10, size)
+        large = await harness.store.read_for_check(project, 0, 10, size - 1)
+
+        assert small is not None
+        assert small.clips == clips
+        assert large is not None
+        assert large.clips is None
+        assert large.counts == small.counts
+        assert large.asked.keys() == small.asked.keys()
+
+    async def test_check_read_and_write_refuse_negative_caps(self, harness: StoreHarness) -> None:
+        job = str(uuid4())
+        project = await harness.new_project({job: "pending"})
+
+        with pytest.raises(StoreRejected):
+            await harness.store.read_for_check(project, 0, -1, None)
+        with pytest.raises(StoreRejected):
+            await harness.store.read_for_check(project, 0, None, -1)
+        with pytest.raises(StoreRejected):
+            await harness.store.apply_check_results(project, {job: URL_A}, [job], -1)
+
+        assert await harness.clips_of(project) == {job: "pending"}
+        assert await harness.job_states([job]) == {}
+
+    async def test_check_write_answers_the_asked_values_and_counts(
+        self, harness: StoreHarness
+    ) -> None:
+        settles, stays = str(uuid4()), str(uuid4())
+        clips = {settles: "pending", stays: "pending"} | {str(uuid4()): "failed" for _ in range(9)}
+        project = await harness.new_project(clips)
+
+        written = await harness.store.apply_check_results(
+            project, {settles: URL_B}, [settles, stays], 10
+        )
+
+        assert written.found
+        assert written.changed == {settles: URL_B}
+        assert written.values == {settles: URL_B, stays: "pending"}
+        assert (written.counts.total, written.counts.completed) == (11, 1)
+        assert (written.counts.pending, written.counts.failed) == (1, 9)
+        assert written.clips is None
+        assert (await harness.clips_of(project))[settles] == URL_B
 
     async def test_drain_tracks_what_the_app_added(self, harness: StoreHarness) -> None:
         project = await harness.new_project({"job-x": "pending", "done": URL_A})

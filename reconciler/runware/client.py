@@ -104,6 +104,31 @@ def _omitted_single(envelope: Envelope, status_code: int) -> TaskStatus:
     )
 
 
+# How many task ids a refused batch is split to isolate: finding one among n costs two
+# requests per halving, 2 * ceil(log2 n) in all (12 for a batch of 50).
+REFUSED_BATCH_BAD_IDS_ISOLATED = 2
+
+
+@dataclass
+class _SplitBudget:
+    """Requests left for bisecting one refused batch: enough to isolate
+    `REFUSED_BATCH_BAD_IDS_ISOLATED` bad ids, so a refusal of every request (not of one task)
+    costs a bounded number of extra requests, never one per task."""
+
+    requests_left: int
+
+    @classmethod
+    def for_batch(cls, size: int) -> _SplitBudget:
+        halvings = math.ceil(math.log2(size)) if size > 1 else 0
+        return cls(2 * halvings * REFUSED_BATCH_BAD_IDS_ISOLATED)
+
+    def take(self, requests: int) -> bool:
+        if self.requests_left < requests:
+            return False
+        self.requests_left -= requests
+        return True
+
+
 def _is_transient(status_code: int) -> bool:
     return status_code in (408, 429) or status_code >= 500
 
@@ -184,13 +209,19 @@ class RunwareClient:
             results.update(task.result())
         return results
 
-    async def _check_batch(self, batch: list[str]) -> dict[str, TaskStatus]:
+    async def _check_batch(
+        self, batch: list[str], splits: _SplitBudget | None = None
+    ) -> dict[str, TaskStatus]:
+        if splits is None:
+            splits = _SplitBudget.for_batch(len(batch))
         outcome = await self._post([{"taskType": "getResponse", "taskUUID": u} for u in batch])
         if isinstance(outcome, _GaveUp):
             return {u: CheckError(outcome.message) for u in batch}
         envelope = outcome.envelope
         if envelope is None:
             message = f"Runware answered HTTP {outcome.status_code} with a body that is not JSON"
+            if outcome.status_code >= 300:  # refused as a whole, maybe for one task's sake
+                return await self._split_refused(batch, CheckError(message), splits)
             return {u: CheckError(message) for u in batch}
         statuses = statuses_named(envelope, batch)
         omitted = [u for u in batch if u not in statuses]
@@ -198,12 +229,38 @@ class RunwareClient:
             return statuses
         if len(batch) == 1:
             return {batch[0]: _omitted_single(envelope, outcome.status_code)}
-        if outcome.status_code >= 300 and not statuses:
-            # A client error naming no task is about the request as a whole.
-            return {u: CheckError(_refusal(envelope, outcome.status_code)) for u in batch}
+        if outcome.status_code >= 300:
+            if not statuses:
+                # A client error naming no task refuses the request as a whole: perhaps
+                # because of one task in it (a malformed id), so the halves are asked apart.
+                refusal = CheckError(_refusal(envelope, outcome.status_code))
+                return await self._split_refused(batch, refusal, splits)
+            # A client error naming some tasks (e.g. "invalid taskUUID"): the others were
+            # not looked at. Ask them again together, without the tasks it named.
+            if splits.take(1):
+                statuses.update(await self._check_batch(omitted, splits))
+            else:
+                refusal = CheckError(_refusal(envelope, outcome.status_code))
+                statuses.update(dict.fromkeys(omitted, refusal))
+            return statuses
         singles = await asyncio.gather(*(self._check_batch([u]) for u in omitted))
         for single in singles:
             statuses.update(single)
+        return statuses
+
+    async def _split_refused(
+        self, batch: list[str], refusal: CheckError, splits: _SplitBudget
+    ) -> dict[str, TaskStatus]:
+        """Bisect a batch Runware refused as a whole, so that one bad task id costs only
+        itself: each half is asked again, down to single tasks, within the batch's budget.
+        Halves go one after the other, so the budget is spent in a predictable order."""
+        if len(batch) == 1 or not splits.take(2):
+            # A single task refused, or the budget spent (a refusal of every request, not of
+            # one task): the refusal is a CheckError, and the next round asks again.
+            return dict.fromkeys(batch, refusal)
+        middle = len(batch) // 2
+        statuses = await self._check_batch(batch[:middle], splits)
+        statuses.update(await self._check_batch(batch[middle:], splits))
         return statuses
 
     # --- Submitting (demo, tests) -------------------------------------------------------------

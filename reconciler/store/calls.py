@@ -197,6 +197,26 @@ PURGE_ARCHIVE = SqlFunction(
 
 # Every function of ours in `public` but the trigger's: what the service calls (FINISH_ROUND
 # through FINISH_POLL_ROUND, in SQL).
+# The check endpoint's lean read and write (20261208020000): a bounded part of a project.
+READ_FOR_CHECK = SqlFunction(
+    "reconciler_read_for_check",
+    (
+        ("project_id", "uuid"),
+        ("first_check_delay_seconds", "double precision"),
+        ("max_jobs", "integer"),
+        ("max_clips_bytes", "integer"),
+    ),
+)
+APPLY_CHECK_RESULTS = SqlFunction(
+    "reconciler_apply_check_results",
+    (
+        ("project_id", "uuid"),
+        ("results", "jsonb"),
+        ("keys", "text[]"),
+        ("max_clips_bytes", "integer"),
+    ),
+)
+
 CATALOGUE: tuple[SqlFunction, ...] = (
     READ_PROJECT,
     TRACK_JOBS,
@@ -228,4 +248,6 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     ARCHIVE_STATS,
     PROJECT_ARCHIVE_STATES,
     PURGE_ARCHIVE,
+    READ_FOR_CHECK,
+    APPLY_CHECK_RESULTS,
 )

@@ -20,6 +20,9 @@ from reconciler.ports import (
     ArchiveStats,
     ArchiveSucceeded,
     ArchiveTask,
+    CheckRead,
+    CheckWrite,
+    ClipCounts,
     DrainOutcome,
     IngestOutcome,
     PendingStats,
@@ -59,6 +62,20 @@ def _uuid(value: object) -> UUID:
 def _clips(value: object) -> dict[str, Any]:
     """A clips column that is not a JSON object (null, an array) holds no jobs for us."""
     return dict(value) if isinstance(value, dict) else {}
+
+
+def _counts(value: Mapping[str, Any]) -> ClipCounts:
+    return ClipCounts(
+        total=int(value["total"]),
+        completed=int(value["completed"]),
+        pending=int(value["pending"]),
+        failed=int(value["failed"]),
+    )
+
+
+def _capped_clips(value: object) -> dict[str, Any] | None:
+    """The clips a lean answer carries: None when they were over the cap."""
+    return None if value is None else _clips(value)
 
 
 def _by_project(value: Mapping[str, Any]) -> dict[UUID, Any]:
@@ -143,6 +160,58 @@ class FunctionStore:
             found=bool(answer["found"]),
             changed=dict(answer["changed"]),
             clips=_clips(answer["clips"]),
+        )
+
+    async def read_for_check(
+        self,
+        project_id: UUID,
+        first_check_delay_seconds: float,
+        max_jobs: int | None,
+        max_clips_bytes: int | None,
+    ) -> CheckRead | None:
+        answer = await self._call(
+            calls.READ_FOR_CHECK,
+            project_id=project_id,
+            first_check_delay_seconds=first_check_delay_seconds,
+            max_jobs=max_jobs,
+            max_clips_bytes=max_clips_bytes,
+        )
+        if not answer["found"]:
+            return None
+        return CheckRead(
+            asked={
+                str(row["job_id"]): None
+                if row["age_seconds"] is None
+                else float(row["age_seconds"])
+                for row in answer["asked"]
+            },
+            more_pending=int(answer["more_pending"]),
+            counts=_counts(answer["counts"]),
+            clips=_capped_clips(answer["clips"]),
+        )
+
+    async def apply_check_results(
+        self,
+        project_id: UUID,
+        results: Mapping[str, str],
+        keys: Sequence[str],
+        max_clips_bytes: int | None,
+    ) -> CheckWrite:
+        answer = await self._call(
+            calls.APPLY_CHECK_RESULTS,
+            project_id=project_id,
+            results=dict(results),
+            keys=list(keys),
+            max_clips_bytes=max_clips_bytes,
+        )
+        if not answer["found"]:
+            return CheckWrite(False, {}, {}, ClipCounts(0, 0, 0, 0), None)
+        return CheckWrite(
+            found=True,
+            changed=dict(answer["changed"]),
+            values=dict(answer["values"]),
+            counts=_counts(answer["counts"]),
+            clips=_capped_clips(answer["clips"]),
         )
 
     async def project_visible_to(self, project_id: UUID, user: UserCaller) -> bool:

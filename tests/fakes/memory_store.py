@@ -31,10 +31,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from reconciler.callers import UserCaller
-from reconciler.clips import PENDING, is_trackable, untrackable_reason
+from reconciler.clips import FAILED, PENDING, is_trackable, is_video_url, untrackable_reason
 from reconciler.clock import Clock
 from reconciler.ports import (
     ApplyOutcome,
+    CheckRead,
+    CheckWrite,
+    ClipCounts,
     DrainOutcome,
     IngestOutcome,
     PendingStats,
@@ -139,6 +142,30 @@ def assert_results(results: object) -> None:
             raise StoreRejected(f"results: value for job {job_id} must be a string")
         if value in ("", PENDING):
             raise StoreRejected(f'results: value for job {job_id} must be a URL or "failed"')
+
+
+def _refuse_negative(*caps: int | None) -> None:
+    """The lean check functions refuse a negative cap (SQLSTATE 22023)."""
+    if any(cap is not None and cap < 0 for cap in caps):
+        raise StoreRejected("a cap must be >= 0 or null")
+
+
+def _check_view(
+    clips: dict[str, Any], max_clips_bytes: int | None
+) -> tuple[ClipCounts, dict[str, Any] | None]:
+    """`reconciler.check_view`: the counts, and the clips while their JSON text (as
+    PostgreSQL writes jsonb: `", "` and `": "` separators, UTF-8) is at most the cap."""
+    values = list(clips.values())
+    counts = ClipCounts(
+        total=len(values),
+        completed=sum(1 for v in values if is_video_url(v)),
+        pending=sum(1 for v in values if _is_pending(v)),
+        failed=sum(1 for v in values if v == FAILED),
+    )
+    if max_clips_bytes is None:
+        return counts, copy.deepcopy(clips)
+    size = len(json.dumps(clips, ensure_ascii=False).encode())
+    return counts, copy.deepcopy(clips) if size <= max_clips_bytes else None
 
 
 class MemoryStore:
@@ -365,6 +392,62 @@ class MemoryStore:
         self._call("apply_results")
         with self._atomic():
             return self._apply_results(project_id, results)
+
+    async def read_for_check(
+        self,
+        project_id: UUID,
+        first_check_delay_seconds: float,
+        max_jobs: int | None,
+        max_clips_bytes: int | None,
+    ) -> CheckRead | None:
+        """`public.reconciler_read_for_check`."""
+        self._call("read_for_check")
+        _refuse_negative(max_jobs, max_clips_bytes)
+        with self._atomic():
+            read = self._reconcile_project(project_id, first_check_delay_seconds, 0, False)
+            if read is None:
+                return None
+            clips, _ = read
+            tracked = {
+                row.job_id: row
+                for row in self.state.jobs.values()
+                if row.project_id == project_id and row.settled_at is None
+            }
+            pending = [k for k, v in clips.items() if _is_pending(v) and is_trackable(k)]
+            never = float("inf")
+            pending.sort(key=lambda k: (tracked[k].first_seen_at if k in tracked else never, k))
+            cut = len(pending) if max_jobs is None else max_jobs
+            if len(pending) > cut:
+                self._track_pending(project_id, clips, None, first_check_delay_seconds, 0)
+            now = self._now()
+            counts, capped = _check_view(clips, max_clips_bytes)
+            return CheckRead(
+                asked={
+                    k: now - tracked[k].first_seen_at if k in tracked else None
+                    for k in pending[:cut]
+                },
+                more_pending=len(pending) - min(cut, len(pending)),
+                counts=counts,
+                clips=capped,
+            )
+
+    async def apply_check_results(
+        self,
+        project_id: UUID,
+        results: Mapping[str, str],
+        keys: Sequence[str],
+        max_clips_bytes: int | None,
+    ) -> CheckWrite:
+        """`public.reconciler_apply_check_results`."""
+        self._call("apply_check_results")
+        _refuse_negative(max_clips_bytes)
+        with self._atomic():
+            outcome = self._apply_results(project_id, results)
+        if not outcome.found:
+            return CheckWrite(False, {}, {}, ClipCounts(0, 0, 0, 0), None)
+        counts, capped = _check_view(outcome.clips, max_clips_bytes)
+        values = {k: outcome.clips[k] for k in keys if k in outcome.clips}
+        return CheckWrite(True, outcome.changed, values, counts, capped)
 
     async def project_visible_to(self, project_id: UUID, user: UserCaller) -> bool:
         """The test app's row-level security (tests/sql/app_rls.sql): a user sees only the

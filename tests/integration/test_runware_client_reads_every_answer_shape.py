@@ -144,7 +144,9 @@ async def test_unknown_task_error_naming_no_task_is_that_task_when_asked_alone()
     assert status == UnknownTask("taskNotFound", "nope")
 
 
-async def test_client_error_for_a_batch_naming_no_task_fails_the_whole_batch() -> None:
+async def test_client_error_for_every_request_naming_no_task_fails_each_check() -> None:
+    # Refused whole, the batch is split (one bad id must cost only itself,
+    # test_one_bad_task_id_costs_only_itself.py); refused every time, each task is a CheckError.
     requests: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -156,7 +158,7 @@ async def test_client_error_for_a_batch_naming_no_task_fails_the_whole_batch() -
     async with RunwareClient("https://api.test/v1", API_KEY, transport=transport) as client:
         statuses = await client.get_statuses(uuids)
 
-    assert len(requests) == 1
+    assert len(requests) == 5  # [a, b, c], then [a] and [b, c], then [b] and [c]
     assert all(isinstance(statuses[u], CheckError) for u in uuids)
 
 
