@@ -14,7 +14,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-import pytest
 
 from reconciler.ports import StoreUnavailable
 from reconciler.store.functions import FunctionStore
@@ -40,13 +39,13 @@ async def _arrange_round(db: asyncpg.Connection) -> tuple[UUID, list[str], list[
     closely. A few more jobs are tracked, claimed by a poller and answered by its round."""
     webhook_jobs = [str(uuid4()) for _ in range(WEBHOOKS)]
     polled_jobs = [str(uuid4()) for _ in range(4)]
-    tracked = {job: "pending" for job in webhook_jobs[: WEBHOOKS // 2] + polled_jobs}
+    tracked = dict.fromkeys(webhook_jobs[: WEBHOOKS // 2] + polled_jobs, "pending")
     project = await new_project(db, tracked)
     await db.execute("select public.reconciler_drain_changes(10000, 0, 0)")
     await db.execute(
         "update public.projects set clips = clips || $2::text::jsonb where id = $1",
         project,
-        json.dumps({job: "pending" for job in webhook_jobs[WEBHOOKS // 2 :]}),
+        json.dumps(dict.fromkeys(webhook_jobs[WEBHOOKS // 2 :], "pending")),
     )
     await db.execute(
         "update reconciler.jobs set lease_owner = $2, lease_expires_at = now() + interval '1 hour'"
@@ -196,3 +195,70 @@ async def test_webhooks_through_the_store_never_answer_unavailable(
     deadlocks = await _deadlocks_counted(db) - before
 
     assert ([str(e) for e in errors], deadlocks) == ([], 0)
+
+
+async def _waits_for_a_lock(db: asyncpg.Connection, pid: int | None = None) -> bool:
+    """Whether a backend in this database (pid, or any but ours) is waiting for a lock."""
+    waiting: int = await db.fetchval(
+        "select count(*) from pg_stat_activity where datname = current_database()"
+        " and wait_event_type = 'Lock' and pid <> pg_backend_pid()"
+        " and ($1::integer is null or pid = $1)",
+        pid,
+    )
+    return waiting > 0
+
+
+async def test_a_webhook_that_meets_a_deadlock_is_stored_by_its_second_run(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """A real 40P01, arranged so that the webhook's call is the one PostgreSQL cancels (the
+    other side never runs the deadlock check): the store runs it once more and it is stored."""
+    job = str(uuid4())
+    project = await new_project(db, {job: "pending"})
+    await db.execute("select public.reconciler_drain_changes(100, 0, 0)")
+    before = await _deadlocks_counted(db)
+    holder = await asyncpg.connect(database_url)  # holds the job's kept result for a while
+    other = await asyncpg.connect(database_url)  # holds the project, then wants the job's slot
+    store = await connect_postgres_store(database_url, max_size=2)
+    try:
+        holder_tx = holder.transaction()
+        await holder_tx.start()
+        await holder.execute(
+            "insert into reconciler.parked_results (job_id, result) values ($1, $2)",
+            job,
+            _url(job),
+        )
+        # The webhook takes the job's slot, then waits for the holder's kept result.
+        webhook = asyncio.create_task(store.ingest_result(job, _url(job), None, 0))
+        await wait_until(lambda: _waits_for_a_lock(db))
+
+        other_tx = other.transaction()
+        await other_tx.start()
+        await other.execute("set local deadlock_timeout = '1h'")
+        await other.execute("select 1 from public.projects where id = $1 for update", project)
+        other_pid = other.get_server_pid()
+        wants_slot = asyncio.create_task(
+            other.execute(
+                "select pg_advisory_xact_lock(hashtext('reconciler.ingest_result'), hashtext($1))",
+                job,
+            )
+        )
+        await wait_until(lambda: _waits_for_a_lock(db, other_pid))
+
+        # The webhook now waits for the project while holding the slot `other` waits for.
+        await holder_tx.rollback()
+        await wants_slot
+        await other_tx.rollback()
+        outcome = await webhook
+    finally:
+        await store.close()
+        await holder.close()
+        await other.close()
+
+    assert (outcome.kind.value, [str(p) for p in outcome.project_ids]) == (
+        "applied",
+        [str(project)],
+    )
+    clips = await db.fetchval("select clips from public.projects where id = $1", project)
+    assert clips[job] == _url(job)
+    assert await _deadlocks_counted(db) - before == 1
