@@ -12,8 +12,8 @@
 --   2. outbox rows (reconciler.changed_projects), taken by a drain before any project;
 --   3. project rows (public.projects, FOR UPDATE), in ascending id when one step takes
 --      several: the project row is the mutex for everything the reconciler keeps about it;
---   4. that project's job rows (reconciler.jobs), in (project_id, job_id) order, only while
---      holding the project's row;
+--   4. that project's job rows (reconciler.jobs), in jsonb's key order (length, then bytes),
+--      only while holding the project's row;
 --   5. rows nobody else waits for: kept results, archive tasks, untrackable clips, the
 --      per-minute count deltas (insert-only; folds take a try-lock and skip when busy).
 -- The app's own update takes only step 3 (its row) and appends to the outbox, which never
@@ -91,8 +91,10 @@ begin
 end;
 $$;
 
--- As in v2, with the job rows locked in (project_id, job_id) order (step 4): the caller holds
--- the project's row.
+-- As in v2, with the job rows locked in the order in which reconciler.track_pending meets
+-- them (jsonb's key order: shorter keys first, then bytewise), step 4: the caller holds the
+-- project's row, and a writer that does not (reconcile_project behind a check or a sweep) then
+-- takes the same rows in the same order.
 create or replace function reconciler.settle_jobs(p_project_id uuid, p_clips jsonb)
 returns void
 language sql
@@ -102,7 +104,7 @@ as $$
         select j.project_id, j.job_id from reconciler.jobs j
          where j.project_id = p_project_id and j.settled_at is null
            and (p_clips -> j.job_id) is distinct from '"pending"'::jsonb
-         order by j.job_id
+         order by length(j.job_id), j.job_id collate "C"
            for update
     )
     update reconciler.jobs j
