@@ -262,3 +262,64 @@ async def test_a_webhook_that_meets_a_deadlock_is_stored_by_its_second_run(
     clips = await db.fetchval("select clips from public.projects where id = $1", project)
     assert clips[job] == _url(job)
     assert await _deadlocks_counted(db) - before == 1
+
+
+LOWER = UUID("00000000-0000-4000-8000-000000000001")
+HIGHER = UUID("00000000-0000-4000-8000-000000000002")
+
+
+async def test_a_holder_that_would_be_locked_backwards_is_left_to_the_next_drain(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """A webhook's drain holds HIGHER when the job turns out to be held by LOWER too (another
+    drain tracked it meanwhile). Waiting for LOWER now would take project locks backwards: it is
+    taken only if free; busy, LOWER goes back to the outbox and the next drain applies the kept
+    result there."""
+    job = str(uuid4())
+    for project in (LOWER, HIGHER):
+        await db.execute(
+            "insert into public.projects (id, clips) values ($1, $2::text::jsonb)",
+            project,
+            json.dumps({job: "pending"}),
+        )
+    engine_drain = await asyncpg.connect(database_url)  # took LOWER's outbox row, tracks it
+    app = await asyncpg.connect(database_url)  # the app, in the middle of a write to LOWER
+    store = await connect_postgres_store(database_url, max_size=1)
+    try:
+        drain_tx = engine_drain.transaction()
+        await drain_tx.start()
+        await engine_drain.execute(
+            "delete from reconciler.changed_projects where project_id = $1", LOWER
+        )
+        await engine_drain.execute(
+            "insert into reconciler.jobs (project_id, job_id, next_check_at)"
+            " values ($1, $2, now())",
+            LOWER,
+            job,
+        )
+        app_tx = app.transaction()
+        await app_tx.start()
+        await app.execute("select 1 from public.projects where id = $1 for update", LOWER)
+
+        webhook = asyncio.create_task(store.ingest_result(job, _url(job), None, 0))
+        # It sees no holder yet, so it drains, and waits for the row the engine's drain took.
+        await wait_until(lambda: _waits_for_a_lock(db))
+        await drain_tx.commit()
+        # Bounds a failure only: taking LOWER backwards would wait for the app for ever.
+        async with asyncio.timeout(60):
+            outcome = await webhook
+
+        assert (outcome.kind.value, outcome.project_ids) == ("applied", (HIGHER,))
+        waiting = await db.fetch("select project_id from reconciler.changed_projects")
+        assert [row["project_id"] for row in waiting] == [LOWER]
+        await app_tx.rollback()
+        drained = await store.drain_changes(100, 0, 0)
+    finally:
+        await store.close()
+        await engine_drain.close()
+        await app.close()
+
+    assert (drained.rows, drained.refused) == (1, {})
+    for project in (LOWER, HIGHER):
+        clips = await db.fetchval("select clips from public.projects where id = $1", project)
+        assert clips == {job: _url(job)}
