@@ -19,7 +19,7 @@
 -- The app's own update takes only step 3 (its row) and appends to the outbox, which never
 -- waits. Claims (FOR UPDATE SKIP LOCKED) never wait, so they cannot close a cycle.
 --
--- The cycle this file removes (measured: 11 of 40P01 in 6 rounds of 16 webhooks, 8 app writers,
+-- The cycle this file removes (measured: 11 and 12 of 40P01 in two runs of 6 rounds of 16 webhooks, 8 app writers,
 -- 2 drains and a poll round on one project,
 -- tests/integration/test_concurrent_writers_to_one_project_never_deadlock.py): a webhook's drain
 -- (or the poll round's progress and reasons) wrote job rows of project P without holding P, then
