@@ -25,6 +25,12 @@ class StoreRejected(Exception):
     """The database refused the call's input (a bug in the caller, never retried)."""
 
 
+class StoreConflict(StoreUnavailable):
+    """The database rolled the call back to break a lock cycle (40P01) or a serialization
+    conflict (40001): nothing of it was kept, and running it again may succeed. The store runs
+    such a call once more before raising this (reconciler/store/functions.py)."""
+
+
 class UnexpectedStoreAnswer(StoreUnavailable):
     """The database answered something this version does not know (its SQL functions and this
     code out of step, e.g. mid-deploy). Treated as an outage: retried, never a 500."""

@@ -17,6 +17,10 @@ from typing import Any
 # long for an index entry). Retrying them gives the same answer, so they are StoreRejected —
 # skipped and recorded — not StoreUnavailable, which is retried as an outage.
 REJECTED_SQLSTATE_CLASSES = ("22", "P0", "54")
+# SQLSTATEs that mean "this call lost a race and was rolled back whole": deadlock detected and
+# serialization failure. Every call is one statement in its own transaction, so running it again
+# is safe; they are StoreConflict, which the store retries once (FunctionStore._call).
+RETRIED_SQLSTATES = ("40P01", "40001")
 
 # Every argument of ours is `p_<name>` in SQL, so that it never reads as a column name inside
 # the function body; Python code names it without the prefix.

@@ -6,6 +6,7 @@ its JSON-compatible result; decoding into domain values happens here, once for b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
@@ -31,12 +32,15 @@ from reconciler.ports import (
     ReplicaHeartbeat,
     ResyncPage,
     RoundOutcome,
+    StoreConflict,
     TrackedJob,
     UnexpectedStoreAnswer,
     WebhookOutcome,
 )
 from reconciler.store import calls
 from reconciler.store.calls import SqlFunction
+
+log = logging.getLogger(__name__)
 
 
 class FunctionCaller(Protocol):
@@ -53,6 +57,14 @@ class FunctionCaller(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def _log_conflict(function: SqlFunction, conflict: StoreConflict) -> None:
+    """A call the database rolled back whole (deadlock, serialization failure) is run once more
+    here, the one place every call passes, before anyone answers 503 or reschedules: the
+    functions take their locks in one order (docs/architecture.md, "Lock order"), so a second
+    conflict in a row means something is wrong, and it is raised."""
+    log.warning("%s rolled back by the database, running it once more: %s", function.name, conflict)
 
 
 def _uuid(value: object) -> UUID:
@@ -109,12 +121,22 @@ class FunctionStore:
 
     async def _call(self, function: SqlFunction, /, **arguments: Any) -> Any:
         """Run a catalogued function; `bind` checks the arguments against the catalogue."""
-        return await self._caller.call(function, function.bind(**arguments))
+        bound = function.bind(**arguments)
+        try:
+            return await self._caller.call(function, bound)
+        except StoreConflict as conflict:
+            _log_conflict(function, conflict)
+        return await self._caller.call(function, bound)
 
     async def _call_as_user(
         self, function: SqlFunction, user: UserCaller, /, **arguments: Any
     ) -> Any:
-        return await self._caller.call_as_user(function, function.bind(**arguments), user)
+        bound = function.bind(**arguments)
+        try:
+            return await self._caller.call_as_user(function, bound, user)
+        except StoreConflict as conflict:
+            _log_conflict(function, conflict)
+        return await self._caller.call_as_user(function, bound, user)
 
     async def sync_project(
         self,

@@ -13,8 +13,8 @@ import asyncpg
 
 from reconciler.callers import UserCaller
 from reconciler.config import DEFAULTS
-from reconciler.ports import StoreRejected, StoreUnavailable
-from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, SqlFunction
+from reconciler.ports import StoreConflict, StoreRejected, StoreUnavailable
+from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, RETRIED_SQLSTATES, SqlFunction
 from reconciler.store.functions import FunctionStore
 
 
@@ -44,6 +44,8 @@ def translate_error(error: Exception) -> Exception:
         state = str(getattr(error, "sqlstate", "") or "")
         if state.startswith(REJECTED_SQLSTATE_CLASSES):
             return StoreRejected(str(error))
+        if state in RETRIED_SQLSTATES:
+            return StoreConflict(f"database error {state}: {error}")
         return StoreUnavailable(f"database error {state}: {error}")
     return StoreUnavailable(f"database unreachable: {type(error).__name__}: {error}")
 

@@ -14,8 +14,13 @@ import httpx
 from postgrest import APIError, AsyncPostgrestClient
 
 from reconciler.callers import UserCaller
-from reconciler.ports import StoreRejected, StoreUnavailable
-from reconciler.store.calls import PROJECTS_WITH_PENDING, REJECTED_SQLSTATE_CLASSES, SqlFunction
+from reconciler.ports import StoreConflict, StoreRejected, StoreUnavailable
+from reconciler.store.calls import (
+    PROJECTS_WITH_PENDING,
+    REJECTED_SQLSTATE_CLASSES,
+    RETRIED_SQLSTATES,
+    SqlFunction,
+)
 from reconciler.store.functions import FunctionStore
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
@@ -31,6 +36,8 @@ def translate_error(error: Exception) -> Exception:
         code = error.code or ""  # PostgREST passes the SQLSTATE through as `code`
         if code.startswith(REJECTED_SQLSTATE_CLASSES):
             return StoreRejected(error.message or code)
+        if code in RETRIED_SQLSTATES:
+            return StoreConflict(f"PostgREST error {code}: {error.message}")
         return StoreUnavailable(f"PostgREST error {code}: {error.message}")
     return StoreUnavailable(f"PostgREST unreachable: {type(error).__name__}: {error}")
 
