@@ -508,8 +508,9 @@ class Settings(BaseSettings):
     archive_path: ArchivePath = _setting(
         "RECONCILER_ARCHIVE_PATH",
         DEFAULT_PATH_TEMPLATE,
-        "object path in the bucket: only `{project_id}` and `{job_id}` (required), no `..`, no"
-        " leading `/`",
+        "object path in the bucket: `{project_id}` and `{job_id}`, both required (so one"
+        " project's clip never lands on another's object), and no other placeholder; no `..`,"
+        " no leading `/`",
     )
     archive_max_bytes: int = _whole(
         "RECONCILER_ARCHIVE_MAX_BYTES",
