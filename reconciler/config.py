@@ -29,6 +29,7 @@ from reconciler.archive.paths import (
     ObjectPathTemplate,
     check_bucket_name,
 )
+from reconciler.archive.transfer import DEFAULT_ATTEMPT_LIMITS
 from reconciler.clips import DEFAULT_ALLOWED_URL_HOSTS, AllowedOrigin, parse_allowed_origin
 from reconciler.redaction import mask_url_password
 
@@ -198,6 +199,9 @@ class ArchiveSettings:
     max_attempts: int
     retry_base_seconds: float
     retry_cap_seconds: float
+    attempt_seconds: float
+    min_bytes_per_second: int
+    slow_window_seconds: float
 
     @property
     def enabled(self) -> bool:
@@ -524,8 +528,9 @@ class Settings(BaseSettings):
     archive_path: ArchivePath = _setting(
         "RECONCILER_ARCHIVE_PATH",
         DEFAULT_PATH_TEMPLATE,
-        "object path in the bucket: only `{project_id}` and `{job_id}` (required), no `..`, no"
-        " leading `/`",
+        "object path in the bucket: `{project_id}` and `{job_id}`, both required (so one"
+        " project's clip never lands on another's object), and no other placeholder; no `..`,"
+        " no leading `/`",
     )
     archive_max_bytes: int = _whole(
         "RECONCILER_ARCHIVE_MAX_BYTES",
@@ -557,6 +562,29 @@ class Settings(BaseSettings):
         "RECONCILER_ARCHIVE_RETRY_CAP_SECONDS",
         3600.0,
         "backoff between attempts of one video never exceeds this",
+        minimum=0.01,
+    )
+    archive_attempt_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_ATTEMPT_SECONDS",
+        DEFAULT_ATTEMPT_LIMITS.deadline_seconds,
+        "one attempt (download and upload of one video) is cut after this long and counts as"
+        " a failed attempt; raise it with `RECONCILER_ARCHIVE_MAX_BYTES` on a slow link",
+        minimum=0.01,
+    )
+    archive_min_bytes_per_second: int = _setting(
+        "RECONCILER_ARCHIVE_MIN_BYTES_PER_SECOND",
+        DEFAULT_ATTEMPT_LIMITS.min_bytes_per_second,
+        "an attempt moving fewer bytes than this per second over a"
+        " `RECONCILER_ARCHIVE_SLOW_WINDOW_SECONDS` window is cut and counts as a failed attempt"
+        " (a trickling origin cannot hold a copy slot); `0` checks only the deadline",
+        minimum=0,
+        unit="bytes per second",
+    )
+    archive_slow_window_seconds: float = _seconds(
+        "RECONCILER_ARCHIVE_SLOW_WINDOW_SECONDS",
+        DEFAULT_ATTEMPT_LIMITS.window_seconds,
+        "the window `RECONCILER_ARCHIVE_MIN_BYTES_PER_SECOND` is measured over: consecutive"
+        " windows from the attempt's start",
         minimum=0.01,
     )
 
@@ -601,6 +629,9 @@ class Settings(BaseSettings):
             max_attempts=self.archive_max_attempts,
             retry_base_seconds=self.archive_retry_base_seconds,
             retry_cap_seconds=self.archive_retry_cap_seconds,
+            attempt_seconds=self.archive_attempt_seconds,
+            min_bytes_per_second=self.archive_min_bytes_per_second,
+            slow_window_seconds=self.archive_slow_window_seconds,
         )
 
     @property

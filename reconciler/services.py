@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from reconciler.archive.transfer import StorageUploader
+from reconciler.archive.transfer import AttemptLimits, StorageUploader
 from reconciler.archive.worker import ArchivePolicy, ArchiveWorker
 from reconciler.auth import CallerVerifier, JwksCache
 from reconciler.backoff import Backoff
@@ -116,6 +116,11 @@ def archive_policy(settings: Settings) -> ArchivePolicy:
         max_attempts=settings.archive.max_attempts,
         retry=Backoff(settings.archive.retry_base_seconds, settings.archive.retry_cap_seconds),
         idle_seconds=settings.poll_interval_seconds,
+        limits=AttemptLimits(
+            deadline_seconds=settings.archive.attempt_seconds,
+            min_bytes_per_second=settings.archive.min_bytes_per_second,
+            window_seconds=settings.archive.slow_window_seconds,
+        ),
     )
 
 

@@ -3,7 +3,11 @@
 The object path comes from a template (`RECONCILER_ARCHIVE_PATH`, default
 `{project_id}/{job_id}.mp4`) checked once at start-up, so a typo stops the service with one
 line instead of failing every upload; a rendered path is checked again, because a clip key is
-the app's data and could carry `..` or a `/` of its own.
+the app's data and could carry `..` or a `/` of its own. The template must name both the
+project and the job: job ids are the app's data, so without `{project_id}` one project could
+write a clip key that lands on another project's object (and overwrite it, uploads being
+upserts). With both, the rendered path is one-to-one: a project id is a UUID, always 36
+characters, so where it ends and the job id starts is never ambiguous.
 """
 
 from __future__ import annotations
@@ -64,6 +68,13 @@ class ObjectPathTemplate:
         if "job_id" not in named:
             # Without it every video of a project would land on one object.
             raise ObjectPathError(f"the template must contain {{job_id}}, got {template!r}")
+        if "project_id" not in named:
+            # Without it two projects holding the same job id share one object, and either
+            # one's clip overwrites the other's video.
+            raise ObjectPathError(
+                f"the template must contain {{project_id}}, got {template!r}: without it one"
+                " project's clip could overwrite another project's object"
+            )
         # The literal parts must be safe whatever the placeholders hold.
         _check_segments(template.format(project_id="p", job_id="j"), "the object path template")
         return cls(template)

@@ -7,8 +7,11 @@ slots each claim one task at a time under a lease (renewed while the copy runs, 
 clean stop, left to expire on a kill -9, after which any replica takes the task again: the
 upload is idempotent, to the same path). A copy that fails is retried with backoff from the
 task's attempts, or given up when the failure is permanent (source gone, too large, not a
-video) or the attempts are used up; the clips then keep their Runware URL. Storage trouble is
-transient: our own failures never give a video up early (I11).
+video, an object Storage refuses) or the attempts are used up; the clips then keep their
+Runware URL. Storage trouble is transient: our own failures never give a video up early (I11).
+Each attempt runs under a deadline and a minimum throughput (`AttemptLimits`): one cut for
+either is a failed attempt like any other, so a trickling origin holds a slot for one window,
+not for ever.
 """
 
 from __future__ import annotations
@@ -25,12 +28,18 @@ import httpx
 
 from reconciler.archive.paths import ObjectPathError, ObjectPathTemplate, public_object_url
 from reconciler.archive.transfer import (
+    DEFAULT_ATTEMPT_LIMITS,
     ArchiveFailure,
+    AttemptLimits,
+    Downloaded,
+    Progress,
     StorageUploader,
     download,
+    within_limits,
 )
 from reconciler.backoff import Backoff
 from reconciler.clips import UrlPolicy
+from reconciler.clock import SYSTEM_CLOCK, Clock
 from reconciler.engine import new_owner_id
 from reconciler.observability.context import log_context
 from reconciler.ports import (
@@ -64,6 +73,8 @@ class ArchivePolicy:
     idle_seconds: float = 2.0
     # How often the backlog (for metrics) is read from the database.
     stats_interval_seconds: float = 10.0
+    # One attempt's deadline and minimum throughput.
+    limits: AttemptLimits = DEFAULT_ATTEMPT_LIMITS
 
 
 @dataclass
@@ -93,6 +104,7 @@ class ArchiveWorker:
         owner: str | None = None,
         temp_dir: Path | None = None,
         rng: random.Random | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._client = client
@@ -102,6 +114,8 @@ class ArchiveWorker:
         self.owner = owner or new_owner_id()
         self._temp_dir = temp_dir
         self._rng = rng or random.Random()
+        # Times each attempt against its limits.
+        self._clock = clock
         self.counts = ArchiveCounts()
         # The last backlog read from the database (None until read): for metrics.
         self.stats: ArchiveStats | None = None
@@ -211,14 +225,23 @@ class ArchiveWorker:
             return
         try:
             with tempfile.TemporaryDirectory(prefix="archive-", dir=self._temp_dir) as folder:
-                downloaded = await download(
-                    self._client,
-                    task.source_url,
-                    policy=self._url_policy,
-                    max_bytes=self._policy.max_bytes,
-                    into=Path(folder),
-                )
-                await self._uploader.upload(self._policy.bucket, object_path, downloaded)
+
+                async def copy(progress: Progress) -> Downloaded:
+                    downloaded = await download(
+                        self._client,
+                        task.source_url,
+                        policy=self._url_policy,
+                        max_bytes=self._policy.max_bytes,
+                        into=Path(folder),
+                        progress=progress,
+                    )
+                    await self._uploader.upload(
+                        self._policy.bucket, object_path, downloaded, progress
+                    )
+                    return downloaded
+
+                # Too slow or too long is a failed attempt (TransferFailed), counted as such.
+                downloaded = await within_limits(copy, self._policy.limits, self._clock)
         except ArchiveFailure as failure:
             await self._failed(task, failure.reason, permanent=failure.permanent)
             return

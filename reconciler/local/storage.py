@@ -8,8 +8,10 @@ reads `GET /storage/v1/object/public/{bucket}/{path}`. Requests carry the servic
 (`{"statusCode": "409", "error": …, "message": …}`, often sent as HTTP 400).
 
 Objects live on disk in a temporary directory and are written as they arrive, so a 500 MB
-upload costs no memory. Faults (`StorageFaults`, read on every request): answer 5xx the next N
-times, 413 above a size, drop the connection part-way through an upload body.
+upload costs no memory. Faults (`StorageFaults`, read on every request): answer 5xx (or any
+status, e.g. a 400 for a key Storage will not take) the next N times, 413 above a size, drop
+the connection part-way through an upload body, name a resumable upload's Location on another
+origin.
 
     async with StorageStandIn("service-key", buckets=["videos"]) as storage:
         uploader = StorageUploader(client, storage.url, "service-key")
@@ -26,6 +28,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 
@@ -45,9 +48,12 @@ _UPLOADS = "/storage/v1/upload/resumable"
 class StorageFaults:
     """Injected failures. Counts are consumed as they fire."""
 
-    # The next `fail_next` upload requests (standard POST, TUS create, PATCH) get `fail_status`.
+    # The next `fail_next` upload requests (standard POST, TUS create, PATCH) get `fail_status`,
+    # in Storage's error shape (`statusCode` the same status, `error` its phrase).
     fail_next: int = 0
     fail_status: int = 503
+    # A TUS create answers a Location on this origin (`scheme://host:port`) instead of its own.
+    tus_location_origin: str | None = None
     # Objects larger than this are refused with 413 (Storage's file size limit).
     max_object_bytes: int | None = None
     # The next upload request whose body reaches this many bytes has its connection dropped
@@ -161,7 +167,7 @@ def _injected_failure(state: _State) -> Response | None:
     state.faults.fail_next -= 1
     state.counters.faults_injected += 1
     status = state.faults.fail_status
-    return _error(status, status, "Internal Server Error", "simulated failure")
+    return _error(status, status, HTTPStatus(status).phrase, "simulated failure")
 
 
 def _declared_length(request: Request) -> int | None:
@@ -272,7 +278,8 @@ def _create_app(state: _State) -> Starlette:
         state.uploads[upload_id] = _Upload(bucket, name, length, content_type, part)
         if length == 0:
             _finish(state, upload_id)
-        location = f"{request.base_url}".rstrip("/") + f"{_UPLOADS}/{upload_id}"
+        origin = state.faults.tus_location_origin or f"{request.base_url}".rstrip("/")
+        location = origin + f"{_UPLOADS}/{upload_id}"
         return Response(
             status_code=201, headers={"location": location, "tus-resumable": TUS_VERSION}
         )

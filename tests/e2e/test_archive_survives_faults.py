@@ -1,14 +1,15 @@
 """Archiving under faults: a cut download and Storage 5xx are retried until the video is in
-Storage; a video Runware deleted (404) or one Storage refuses as too large (413) is given up
-with its reason and the clip keeps its Runware URL; a clip the app changes during the copy is
-never overwritten ('superseded'); a missing bucket pauses archiving (one log line) and gives
-nothing up."""
+Storage; a video Runware deleted (404), one Storage refuses as too large (413) or as invalid (a
+400 that is not a duplicate) is given up with its reason after one download and the clip keeps
+its Runware URL; an origin that trickles is cut and counted as a failed attempt; a clip the app
+changes during the copy is never overwritten ('superseded'); a missing bucket pauses archiving
+(one log line) and gives nothing up; what Storage stores is typed by the file's signature."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -195,3 +196,79 @@ async def test_a_missing_bucket_pauses_archiving_and_gives_nothing_up(
     assert "not-yet" in paused[0]
     assert "\n" not in paused[0]
     assert (await clips_of(db, project))["waits"].startswith(storage.url)
+
+
+async def test_a_storage_400_is_given_up_after_one_download(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+) -> None:
+    """A 400 that is not a duplicate (an object key Storage will not take) answers the same
+    every time: the video is not downloaded again to find out."""
+    storage.faults.fail_next = 100
+    storage.faults.fail_status = 400
+    job = str(uuid4())
+    project = await _finished_project(db, simulator, [job])
+
+    async with run_app(env):
+        await _wait_for_states(db, {job: "given_up"})
+
+    [task] = (await archive_tasks(db)).values()
+    assert task["attempts"] == 1
+    assert "Storage refused the object" in task["last_error"]
+    assert "HTTP 400" in task["last_error"]
+    assert simulator.counters.video_requests == 1
+    assert storage.counters.faults_injected == 1
+    assert await clips_of(db, project) == {job: simulator.truth()[job]}
+
+
+async def test_a_trickling_origin_is_cut_and_counted_as_a_failed_attempt(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+) -> None:
+    """The simulator sends the video's first 256 KiB piece, then waits 3 s before the next. A
+    0.2 s window and a minimum no video could meet in it cut every attempt however loaded this
+    machine is; each cut is recorded (attempts, reason) and the last one gives the video up,
+    its clip keeping its Runware URL. (A real trickle, a byte every 2 s, never lets a read
+    timeout fire; the wait here is short only so the simulator stops quickly.)"""
+    simulator.config.videos.size_bytes = 2 * SIZE
+    simulator.config.videos.bytes_per_second = SIZE / 3
+    job = str(uuid4())
+    project = await _finished_project(db, simulator, [job])
+    env |= {
+        "RECONCILER_ARCHIVE_MIN_BYTES_PER_SECOND": str(1024**3),
+        "RECONCILER_ARCHIVE_SLOW_WINDOW_SECONDS": "0.2",
+        "RECONCILER_ARCHIVE_MAX_ATTEMPTS": "2",
+    }
+
+    async with run_app(env):
+        await _wait_for_states(db, {job: "given_up"})
+
+    [task] = (await archive_tasks(db)).values()
+    assert task["attempts"] == 2
+    assert "under the minimum of 1073741824 bytes per second" in task["last_error"]
+    assert simulator.counters.video_requests == 2
+    assert await clips_of(db, project) == {job: simulator.truth()[job]}
+
+
+async def test_storage_is_told_the_type_the_signature_shows(
+    db: asyncpg.Connection,
+    simulator: RunwareSimulator,
+    storage: StorageStandIn,
+    run_app: AppFactory,
+    env: dict[str, str],
+) -> None:
+    simulator.config.videos.content_type = "video/mp4, text/html"
+    job = str(uuid4())
+    project = await _finished_project(db, simulator, [job])
+
+    async with run_app(env):
+        await _wait_for_states(db, {job: "archived"})
+
+    assert storage.content_type(BUCKET, f"{project}/{job}.mp4") == "video/mp4"
+    assert await assert_archived_byte_for_byte(db, storage, storage.url) == 1

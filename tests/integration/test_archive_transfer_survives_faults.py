@@ -1,25 +1,36 @@
 """Archive transfers against the real simulator and Storage stand-in when things go wrong:
-dropped connections (a TUS upload resumes instead of restarting), 5xx, 413, a rejected key,
-a missing bucket, videos that are gone, cut or too large."""
+dropped connections (a TUS upload resumes instead of restarting), 5xx, 413, a 400, a rejected
+key, a missing bucket, an upload URL on another origin, videos that are gone, cut, too large or
+trickling."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from reconciler.archive.transfer import (
+    AttemptLimits,
     Downloaded,
+    Progress,
     SourceGone,
+    StorageRefused,
     StorageUploader,
     TooLarge,
     TransferFailed,
     download,
+    within_limits,
 )
 from reconciler.backoff import Backoff
 from reconciler.clips import UrlPolicy
+from reconciler.local.serving import serve
 from reconciler.local.simulator import RunwareSimulator, SimulatorConfig, VideoFiles
 from reconciler.local.storage import StorageStandIn
 
@@ -175,6 +186,44 @@ async def test_a_rejected_key_is_our_failure_not_the_videos(
     assert storage.counters.rejected_auth == 1
 
 
+@pytest.mark.parametrize("threshold", [1, 10**12], ids=["tus", "standard"])
+async def test_a_400_is_permanent_and_sent_once(
+    sim: RunwareSimulator,
+    storage: StorageStandIn,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    threshold: int,
+) -> None:
+    got = await _fetch(sim, http, tmp_path)
+    storage.faults.fail_next = 100
+    storage.faults.fail_status = 400
+    uploader = StorageUploader(
+        http, storage.url, KEY, resumable_threshold=threshold, retries=3, backoff=FAST
+    )
+
+    with pytest.raises(StorageRefused, match="HTTP 400") as caught:
+        await uploader.upload(BUCKET, "p/j.mp4", got)
+    assert caught.value.permanent
+    assert storage.counters.faults_injected == 1
+
+
+async def test_an_upload_url_on_another_origin_gets_no_request(
+    sim: RunwareSimulator, storage: StorageStandIn, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    got = await _fetch(sim, http, tmp_path)
+    async with StorageStandIn(KEY, buckets=[BUCKET]) as elsewhere:
+        storage.faults.tus_location_origin = elsewhere.url
+        uploader = StorageUploader(http, storage.url, KEY, resumable_threshold=1, backoff=FAST)
+
+        with pytest.raises(TransferFailed, match="another origin") as caught:
+            await uploader.upload(BUCKET, "p/j.mp4", got)
+
+        assert elsewhere.counters.requests == 0
+    assert storage.counters.tus_creates == 1
+    assert storage.counters.tus_patches == storage.counters.tus_heads == 0
+    assert "SUPABASE_URL" in caught.value.reason
+
+
 async def test_check_bucket_names_the_missing_bucket(
     storage: StorageStandIn, http: httpx.AsyncClient
 ) -> None:
@@ -288,6 +337,48 @@ async def test_a_5xx_download_is_transient(
     assert not caught.value.permanent
     got = await download(http, url, policy=policy, max_bytes=10 * MIB, into=tmp_path)
     assert got.size == MIB
+
+
+async def test_a_trickling_origin_is_cut_by_the_minimum_throughput(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A loopback origin sends a video's first byte, then nothing until the test ends: no
+    read timeout of the attempt's own fires for minutes. The window is short and the minimum
+    far above what even a whole video could reach in it, so the attempt is cut however fast or
+    slow this machine is."""
+    sent, release = asyncio.Event(), asyncio.Event()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"\x00"
+        sent.set()
+        await release.wait()
+
+    async def video(request: Request) -> Response:
+        return StreamingResponse(trickle(), media_type="video/mp4")
+
+    app = Starlette(routes=[Route("/video/{name}", video)])
+    limits = AttemptLimits(
+        deadline_seconds=3600, min_bytes_per_second=100 * MIB, window_seconds=0.2
+    )
+    async with serve(app) as origin:
+        policy = UrlPolicy.from_entries([origin])
+
+        async def copy(progress: Progress) -> Downloaded:
+            return await download(
+                http,
+                f"{origin}/video/v.mp4",
+                policy=policy,
+                max_bytes=10 * MIB,
+                into=tmp_path,
+                progress=progress,
+            )
+
+        with pytest.raises(TransferFailed, match="under the minimum") as caught:
+            await within_limits(copy, limits)
+        release.set()  # the server's clean stop waits for the request it still serves
+    assert sent.is_set()
+    assert not caught.value.permanent
+    assert _files_in(tmp_path) == []
 
 
 async def test_an_undeclared_size_over_the_cap_stops_the_download(

@@ -26,10 +26,21 @@ def test_default_template_renders_project_and_job() -> None:
     assert template.render(PROJECT, "job-1") == f"{PROJECT}/job-1.mp4"
 
 
-def test_a_template_may_use_fixed_folders_and_the_job_alone() -> None:
-    template = ObjectPathTemplate.parse("videos/{job_id}.mp4")
+def test_a_template_may_use_fixed_folders_and_any_order() -> None:
+    template = ObjectPathTemplate.parse("videos/{job_id}-{project_id}.mp4")
 
-    assert template.render(PROJECT, "j") == "videos/j.mp4"
+    assert template.render(PROJECT, "j") == f"videos/j-{PROJECT}.mp4"
+
+
+@pytest.mark.parametrize("template", ["{job_id}.mp4", "videos/{job_id}.mp4", "{job_id}"])
+def test_a_template_without_the_project_is_refused(template: str) -> None:
+    """Two projects holding the same job id would share one object: either could overwrite
+    the other's video (uploads are upserts)."""
+    with pytest.raises(ObjectPathError) as caught:
+        ObjectPathTemplate.parse(template)
+
+    assert "must contain {project_id}" in str(caught.value)
+    assert "another project's object" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -44,11 +55,11 @@ def test_a_template_may_use_fixed_folders_and_the_job_alone() -> None:
         ("{0}.mp4", "unknown placeholder {0}"),
         ("{project_id}.mp4", "must contain {job_id}"),
         ("{job_id", "unbalanced braces"),
-        ("/{job_id}.mp4", "must not start with '/'"),
-        ("../{job_id}.mp4", "'..'"),
-        ("a//{job_id}.mp4", "empty"),
-        ("a/./{job_id}", "'.'"),
-        ("a\\{job_id}", "control characters"),
+        ("/{project_id}/{job_id}.mp4", "must not start with '/'"),
+        ("../{project_id}/{job_id}.mp4", "'..'"),
+        ("a//{project_id}/{job_id}.mp4", "empty"),
+        ("a/./{project_id}/{job_id}", "'.'"),
+        ("a\\{project_id}/{job_id}", "control characters"),
     ],
 )
 def test_bad_templates_are_refused_with_a_reason(template: str, complaint: str) -> None:

@@ -39,13 +39,13 @@ def test_knobs_are_read() -> None:
     settings = load_settings(
         ON
         | {
-            "RECONCILER_ARCHIVE_PATH": "clips/{job_id}.mp4",
+            "RECONCILER_ARCHIVE_PATH": "clips/{project_id}/{job_id}.mp4",
             "RECONCILER_ARCHIVE_MAX_BYTES": "1000",
             "RECONCILER_ARCHIVE_CONCURRENCY": "5",
         }
     )
 
-    assert settings.archive.path.template == "clips/{job_id}.mp4"
+    assert settings.archive.path.template == "clips/{project_id}/{job_id}.mp4"
     assert (settings.archive.max_bytes, settings.archive.concurrency) == (1000, 5)
 
 
@@ -62,7 +62,16 @@ def test_knobs_are_read() -> None:
             "RECONCILER_ARCHIVE_PATH",
             "unknown placeholder {project}",
         ),
-        ({"RECONCILER_ARCHIVE_PATH": "../{job_id}"}, "RECONCILER_ARCHIVE_PATH", "'..'"),
+        (
+            {"RECONCILER_ARCHIVE_PATH": "../{project_id}/{job_id}"},
+            "RECONCILER_ARCHIVE_PATH",
+            "'..'",
+        ),
+        (
+            {"RECONCILER_ARCHIVE_PATH": "{job_id}.mp4"},
+            "RECONCILER_ARCHIVE_PATH",
+            "must contain {project_id}",
+        ),
         ({"RECONCILER_ARCHIVE_MAX_BYTES": "0"}, "RECONCILER_ARCHIVE_MAX_BYTES", "whole number ≥ 1"),
         ({"RECONCILER_ARCHIVE_CONCURRENCY": "two"}, "RECONCILER_ARCHIVE_CONCURRENCY", "whole"),
         ({"RECONCILER_ARCHIVE_MAX_ATTEMPTS": "0"}, "RECONCILER_ARCHIVE_MAX_ATTEMPTS", "≥ 1"),
@@ -91,6 +100,6 @@ def test_bad_archive_settings_name_the_setting(
 
 def test_a_bad_path_is_refused_even_with_archiving_off() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings(BASE | {"RECONCILER_ARCHIVE_PATH": "/{job_id}"})
+        load_settings(BASE | {"RECONCILER_ARCHIVE_PATH": "/{project_id}/{job_id}"})
 
     assert caught.value.name == "RECONCILER_ARCHIVE_PATH"

@@ -238,7 +238,7 @@ async def test_a_generic_type_without_an_mp4_signature_is_refused(tmp_path: Path
             200, headers={"content-type": "application/octet-stream"}, content=b"<html>" * 10
         )
 
-    with pytest.raises(NotAVideo, match="without an MP4 signature"):
+    with pytest.raises(NotAVideo, match="without a video signature"):
         await _download(handler, tmp_path)
     assert _files_in(tmp_path) == []
 
@@ -268,7 +268,7 @@ async def test_a_generic_type_is_refused_from_its_first_bytes(tmp_path: Path) ->
             200, headers={"content-type": "application/octet-stream"}, content=page()
         )
 
-    with pytest.raises(NotAVideo, match="without an MP4 signature"):
+    with pytest.raises(NotAVideo, match="without a video signature"):
         await _download(handler, tmp_path, max_bytes=10**7)
     assert len(pulled) < 300
     assert _files_in(tmp_path) == []
@@ -283,3 +283,64 @@ async def test_the_video_is_asked_for_without_compression(tmp_path: Path) -> Non
 
     await _download(handler, tmp_path)
     assert asked[0].headers["accept-encoding"] == "identity"
+
+
+# --- The type Storage is told comes from the bytes, never from the origin's header ------------
+
+WEB_PAGE = b"<!doctype html><html><script>alert(1)</script></html>" * 4
+
+
+@pytest.mark.parametrize(
+    "content_type", ["video/mp4, text/html", "video/webm", "video/mp4", "video/x-anything"]
+)
+async def test_a_declared_video_type_is_sniffed_and_mp4_bytes_are_stored_as_mp4(
+    tmp_path: Path, content_type: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": content_type}, content=MP4)
+
+    got = await _download(handler, tmp_path)
+
+    assert got.content_type == "video/mp4"
+
+
+@pytest.mark.parametrize("content_type", ["video/mp4, text/html", "video/webm", "video/mp4"])
+async def test_a_declared_video_type_without_a_video_signature_is_refused(
+    tmp_path: Path, content_type: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": content_type}, content=WEB_PAGE)
+
+    with pytest.raises(NotAVideo, match="without a video signature") as caught:
+        await _download(handler, tmp_path)
+    assert caught.value.permanent
+    assert _files_in(tmp_path) == []
+
+
+async def test_a_short_body_is_sniffed_too(tmp_path: Path) -> None:
+    """Fewer bytes than the sniffing window: checked once the body ends."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=b"<html>")
+
+    with pytest.raises(NotAVideo, match="without a video signature"):
+        await _download(handler, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("head", "sniffed"),
+    [
+        (b"\x00\x00\x00\x14ftypqt  ", "video/quicktime"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm", "video/webm"),
+        (b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska", "video/x-matroska"),
+    ],
+)
+async def test_the_type_stored_is_the_one_the_signature_shows(
+    tmp_path: Path, head: bytes, sniffed: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=head + MP4)
+
+    got = await _download(handler, tmp_path)
+
+    assert got.content_type == sniffed

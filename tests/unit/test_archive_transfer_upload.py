@@ -14,6 +14,7 @@ import pytest
 from reconciler.archive.transfer import (
     ArchiveFailure,
     Downloaded,
+    StorageRefused,
     StorageUploader,
     TooLarge,
     TransferFailed,
@@ -233,6 +234,8 @@ def _answer(status: int, body: object) -> Handler:
         (500, {"statusCode": "500", "error": "Internal"}, TransferFailed, "HTTP 500"),
         (503, {}, TransferFailed, "HTTP 503"),
         (400, {"statusCode": "404", "error": "Bucket not found"}, TransferFailed, "Bucket not"),
+        (400, {"statusCode": "400", "error": "InvalidKey"}, StorageRefused, "InvalidKey"),
+        (400, {"error": "Bad Request"}, StorageRefused, "HTTP 400"),
     ],
 )
 @pytest.mark.parametrize("size", [10, 5000])
@@ -250,7 +253,7 @@ async def test_storage_answers_are_classified(
         with pytest.raises(kind, match=reason) as caught:
             await uploader.upload("videos", "j.mp4", source)
     assert type(caught.value) is kind
-    assert caught.value.permanent is (kind is TooLarge)
+    assert caught.value.permanent is (kind in (TooLarge, StorageRefused))
 
 
 async def test_5xx_is_retried_within_the_attempt(tmp_path: Path) -> None:
@@ -319,3 +322,101 @@ def test_nonsense_settings_are_refused() -> None:
     client = httpx.AsyncClient()
     with pytest.raises(ValueError, match="chunk_size"):
         StorageUploader(client, SUPABASE, KEY, chunk_size=0)
+
+
+# --- A 400 that is not a duplicate: the object is unusable, asked once ------------------------
+
+
+@pytest.mark.parametrize("size", [10, 5000], ids=["standard", "tus"])
+async def test_a_400_is_permanent_and_asked_once(tmp_path: Path, size: int) -> None:
+    source = _source(tmp_path, size)
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        asked.append(request.method)
+        body = {"statusCode": "400", "error": "InvalidKey", "message": "Invalid key: p/\x01"}
+        return httpx.Response(400, json=body)
+
+    uploader, client = _uploader(handler, resumable_threshold=1000, retries=3)
+    async with client:
+        with pytest.raises(StorageRefused, match="Invalid key") as caught:
+            await uploader.upload("videos", "j.mp4", source)
+    assert caught.value.permanent
+    assert asked == ["POST"]
+
+
+async def test_a_duplicate_under_http_400_is_retried_not_given_up(tmp_path: Path) -> None:
+    """Storage says "already exists" as HTTP 400 with statusCode 409: another writer on the
+    path, worth another try (never a reason to give the video up)."""
+    source = _source(tmp_path, 100)
+    answers = [(400, {"statusCode": "409", "error": "Duplicate"}), (200, {})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        status, body = answers.pop(0)
+        return httpx.Response(status, json=body)
+
+    uploader, client = _uploader(handler, retries=1)
+    async with client:
+        await uploader.upload("videos", "j.mp4", source)
+    assert answers == []
+
+
+# --- The service role key goes to SUPABASE_URL's origin only ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://evil.example/storage/v1/upload/resumable/u1",
+        "//evil.example/storage/v1/upload/resumable/u1",
+        "http://ref.supabase.co/storage/v1/upload/resumable/u1",
+        "https://ref.supabase.co:8443/storage/v1/upload/resumable/u1",
+        "https://ref.supabase.co.evil.example/storage/v1/upload/resumable/u1",
+    ],
+)
+async def test_a_location_on_another_origin_is_never_asked(tmp_path: Path, location: str) -> None:
+    source = _source(tmp_path, 3000)
+    asked: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.method == "POST":
+            return httpx.Response(201, headers={"location": location})
+        return httpx.Response(204, headers={"upload-offset": "3000"})
+
+    uploader, client = _uploader(handler, resumable_threshold=1, retries=3)
+    async with client:
+        with pytest.raises(TransferFailed, match="another origin") as caught:
+            await uploader.upload("videos", "j.mp4", source)
+
+    assert [(r.method, str(r.url)) for r in asked] == [
+        ("POST", f"{SUPABASE}/storage/v1/upload/resumable")
+    ]
+    assert "SUPABASE_URL" in caught.value.reason
+    assert not caught.value.permanent
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "/storage/v1/upload/resumable/u1",
+        f"{SUPABASE}/storage/v1/upload/resumable/u1",
+        "https://REF.supabase.co:443/storage/v1/upload/resumable/u1",
+    ],
+)
+async def test_a_location_on_the_projects_origin_is_followed(tmp_path: Path, location: str) -> None:
+    source = _source(tmp_path, 2500)
+    tus = FakeTus()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = tus(request)
+        if request.method == "POST":
+            return httpx.Response(201, headers={"location": location})
+        return answer
+
+    uploader, client = _uploader(handler, resumable_threshold=1, chunk_size=1000)
+    async with client:
+        await uploader.upload("videos", "j.mp4", source)
+    assert bytes(tus.data) == source.path.read_bytes()

@@ -158,7 +158,7 @@ async def test_a_copy_records_the_object_its_size_and_checksum() -> None:
 async def test_a_video_runware_deleted_is_given_up(status: int) -> None:
     servers, store = FakeServers(video_status=status), RecordingStore()
 
-    await _worker(servers, store, "{job_id}.mp4").archive(_task())
+    await _worker(servers, store, "{project_id}/{job_id}.mp4").archive(_task())
 
     [(_, reason, permanent, _, _)] = store.failed
     assert permanent
@@ -168,7 +168,7 @@ async def test_a_video_runware_deleted_is_given_up(status: int) -> None:
 
 async def test_storage_trouble_is_retried_after_a_backoff_from_the_attempts() -> None:
     servers, store = FakeServers(storage_status=503), RecordingStore()
-    worker = _worker(servers, store, "{job_id}.mp4")
+    worker = _worker(servers, store, "{project_id}/{job_id}.mp4")
 
     await worker.archive(_task(attempts=3))
 
@@ -184,7 +184,7 @@ async def test_storage_trouble_is_retried_after_a_backoff_from_the_attempts() ->
 async def test_an_unexpected_error_is_transient_not_a_crash() -> None:
     servers, store = FakeServers(explode=True), RecordingStore()
 
-    await _worker(servers, store, "{job_id}.mp4").archive(_task())
+    await _worker(servers, store, "{project_id}/{job_id}.mp4").archive(_task())
 
     [(_, reason, permanent, _, _)] = store.failed
     assert not permanent
@@ -194,7 +194,7 @@ async def test_an_unexpected_error_is_transient_not_a_crash() -> None:
 async def test_a_job_id_that_cannot_name_an_object_is_given_up_without_a_request() -> None:
     servers, store = FakeServers(), RecordingStore()
 
-    await _worker(servers, store, "{job_id}").archive(_task(job=".."))
+    await _worker(servers, store, "{project_id}/{job_id}").archive(_task(job=".."))
 
     [(_, reason, permanent, _, _)] = store.failed
     assert permanent
