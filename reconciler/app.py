@@ -18,7 +18,7 @@ from reconciler.http.access_log import AccessLog
 from reconciler.http.admin import admin_routes
 from reconciler.http.auth_failures import FailedAuthentications
 from reconciler.http.check import check_clips_status
-from reconciler.http.health import healthz, readyz
+from reconciler.http.health import DatabaseReadiness, healthz, readyz
 from reconciler.http.metrics import metrics
 from reconciler.http.runware_webhook import runware_webhook
 from reconciler.observability.metrics import ServiceMetrics
@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
         async with open_services(settings, observer=service_metrics) as services:
             app.state.services = services
             app.state.auth_failures = auth_failures
+            app.state.database_readiness = DatabaseReadiness(services.store, clock=clock.now)
             app.state.metrics = service_metrics
             service_metrics.watch(services.store, services.engine)
             if services.engine is None:
