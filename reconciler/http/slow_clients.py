@@ -26,68 +26,63 @@ from reconciler.config import Settings
 log = logging.getLogger(__name__)
 
 
-class _HeaderDeadline(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
-    """uvicorn's HTTP protocol (httptools, else h11) with a deadline on request headers.
+def header_deadline_protocol(
+    header_timeout_seconds: float, base: type[asyncio.Protocol] = AutoHTTPProtocol
+) -> type[asyncio.Protocol]:
+    """uvicorn's `http=` protocol class: `base` (httptools when installed, else h11), closing
+    connections whose request headers take longer than `header_timeout_seconds`."""
 
-    Both keep, in `cycle`, the request whose headers arrived last, until the next one's
-    arrive; its response being complete means the connection waits for new headers."""
+    class HeaderDeadlineProtocol(base):  # type: ignore[misc,valid-type]
+        # Both uvicorn protocols keep, in `cycle`, the request whose headers arrived last,
+        # until the next one's arrive; its response being complete means the connection
+        # waits for new headers.
 
-    header_timeout_seconds: float
-
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self._header_deadline: asyncio.TimerHandle | None = None
-        super().connection_made(transport)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._header_deadline is not None and not self._awaiting_headers():
-            self._disarm()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # A pipelined request may already have been started: then no deadline.
-        if not self.transport.is_closing() and self._awaiting_headers():
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            self._header_deadline: asyncio.TimerHandle | None = None
+            super().connection_made(transport)
             self._arm()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._header_deadline is not None and not self._awaiting_headers():
+                self._disarm()
 
-    def _awaiting_headers(self) -> bool:
-        return self.cycle is None or bool(self.cycle.response_complete)
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # A pipelined request may already have been started: then no deadline.
+            if not self.transport.is_closing() and self._awaiting_headers():
+                self._arm()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_deadline = asyncio.get_running_loop().call_later(
-            self.header_timeout_seconds, self._headers_too_slow
-        )
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
 
-    def _disarm(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
+        def _awaiting_headers(self) -> bool:
+            return self.cycle is None or bool(self.cycle.response_complete)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_deadline = asyncio.get_running_loop().call_later(
+                header_timeout_seconds, self._headers_too_slow
+            )
+
+        def _disarm(self) -> None:
+            if self._header_deadline is not None:
+                self._header_deadline.cancel()
+                self._header_deadline = None
+
+        def _headers_too_slow(self) -> None:
             self._header_deadline = None
+            if self.transport.is_closing() or not self._awaiting_headers():
+                return
+            log.info(
+                "closed a connection from %s: no complete request headers within %g s",
+                self.client[0] if self.client else "unknown",
+                header_timeout_seconds,
+            )
+            self.transport.close()
 
-    def _headers_too_slow(self) -> None:
-        self._header_deadline = None
-        if self.transport.is_closing() or not self._awaiting_headers():
-            return
-        address = self.client[0] if self.client else "unknown"
-        log.info(
-            "closed a connection from %s: no complete request headers within %g s",
-            address,
-            self.header_timeout_seconds,
-        )
-        self.transport.close()
-
-
-def header_deadline_protocol(header_timeout_seconds: float) -> type[asyncio.Protocol]:
-    """uvicorn's `http=` protocol class, closing connections whose headers take longer."""
-    return type(
-        "HeaderDeadlineProtocol",
-        (_HeaderDeadline,),
-        {"header_timeout_seconds": header_timeout_seconds},
-    )
+    return HeaderDeadlineProtocol
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
