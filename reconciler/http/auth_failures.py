@@ -46,7 +46,9 @@ class FailedAuthentications:
         if wait is None:
             return None
         retry_after = max(1, math.ceil(wait))
-        log.warning(
+        # Info, not warning: these are as many as the sender makes, while the wrong tokens
+        # that led here (warnings) are bounded by the limit.
+        log.info(
             "%s refused: too many failed authentications from %s (%s %s), retry in %d s",
             what,
             client_address(request),
