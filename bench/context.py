@@ -10,7 +10,7 @@ from rich.console import Console
 
 from bench.database import BenchDatabases
 
-ADMIN_TOKEN = secrets.token_urlsafe(24)
+ADMIN_TOKEN = secrets.token_urlsafe(32)
 WEBHOOK_SECRET = secrets.token_urlsafe(24)
 
 

@@ -12,11 +12,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from reconciler.archive.worker import announce_archiving
+from reconciler.clock import SYSTEM_CLOCK, Clock
 from reconciler.config import Settings
 from reconciler.http.access_log import AccessLog
 from reconciler.http.admin import admin_routes
+from reconciler.http.auth_failures import FailedAuthentications
 from reconciler.http.check import check_clips_status
-from reconciler.http.health import healthz, readyz
+from reconciler.http.health import DatabaseReadiness, healthz, readyz
 from reconciler.http.metrics import metrics
 from reconciler.http.runware_webhook import runware_webhook
 from reconciler.observability.metrics import ServiceMetrics
@@ -56,13 +58,20 @@ async def _stop_archiving(
         await services.archive.stop(deadline_seconds)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
+    """The service's app. `clock` times what the edge limits and caches (failed
+    authentications, the readiness answer); tests pass one they advance by hand."""
     service_metrics = ServiceMetrics()  # per app: tests run many apps in one process
+    auth_failures = FailedAuthentications(
+        settings.auth_failure_rate_per_minute, settings.auth_failure_burst, clock=clock.now
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings, observer=service_metrics) as services:
             app.state.services = services
+            app.state.auth_failures = auth_failures
+            app.state.database_readiness = DatabaseReadiness(services.store, clock=clock.now)
             app.state.metrics = service_metrics
             service_metrics.watch(services.store, services.engine)
             if services.engine is None:

@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from reconciler.app import create_app
+    from reconciler.http.slow_clients import server_options
 
     settings = _settings(serving=True)
     uvicorn.run(
@@ -68,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         access_log=False,  # it would log the webhook token; see http/access_log.py
         log_config=None,  # uvicorn's loggers go through configure_logging's handler
+        **server_options(settings),  # header deadline, connection cap
     )
     return 0
 

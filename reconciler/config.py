@@ -42,7 +42,12 @@ LogFormat = Literal["console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ArchiveKind = Literal["off", "supabase"]
 
-MIN_WEBHOOK_SECRET_LENGTH = 32
+# Every secret that opens something (an endpoint, full access, a signature) is at least this
+# long: 32 random characters cannot be guessed online, and the failed-authentication limit
+# (reconciler/http/auth_failures.py) makes trying them slower still.
+MIN_TOKEN_LENGTH = 32
+MIN_WEBHOOK_SECRET_LENGTH = MIN_TOKEN_LENGTH
+_GENERATE = "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # The token travels in a query string, where `+`, `/`, `=` and `%` are decoded or mangled on
 # the way (a `+` arrives as a space): only RFC 3986 unreserved characters survive every hop.
 _URL_SAFE_SECRET = re.compile(r"[A-Za-z0-9._~-]+")
@@ -93,6 +98,16 @@ def _webhook_secrets(secrets: tuple[str, ...]) -> tuple[str, ...]:
     return secrets
 
 
+def _long_secret(hint: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) < MIN_TOKEN_LENGTH:
+            # Never the value, nor its length: a refused secret is still a secret.
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters ({hint})")
+        return value
+
+    return AfterValidator(check)
+
+
 def _cors_origins(origins: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(
         origin if origin == "*" else _url(origin.rstrip("/"), ("http", "https"))
@@ -136,6 +151,14 @@ WebhookSecrets = Annotated[
 ]
 CorsOrigins = Annotated[
     tuple[str, ...], BeforeValidator(_comma_list), AfterValidator(_cors_origins)
+]
+# A token that opens an endpoint (the admin token, the metrics token).
+Token = Annotated[str, _long_secret(_GENERATE)]
+ServiceRoleKey = Annotated[
+    str, _long_secret("copy the whole key from Project Settings > API; it opens /admin too")
+]
+JwtSecret = Annotated[
+    str, _long_secret("copy the whole secret from Project Settings > API > JWT Settings")
 ]
 AllowedHosts = Annotated[frozenset[AllowedOrigin], PlainValidator(_allowed_hosts)]
 
@@ -235,7 +258,7 @@ class Settings(BaseSettings):
         " (PostgREST RPC)",
         fill_in=True,
     )
-    supabase_service_role_key: str | None = _setting(
+    supabase_service_role_key: ServiceRoleKey | None = _setting(
         "SUPABASE_SERVICE_ROLE_KEY",
         None,
         "service role key (Project Settings > API); also accepted as the check endpoint's"
@@ -254,11 +277,11 @@ class Settings(BaseSettings):
         "auto",
         "`postgres`, `supabase`, or `auto` (Postgres when `DATABASE_URL` is set)",
     )
-    admin_token: str | None = _setting(
+    admin_token: Token | None = _setting(
         "RECONCILER_ADMIN_TOKEN",
         None,
-        "bearer token for the check endpoint; required with `DATABASE_URL` unless the service"
-        " key is set",
+        "bearer token for the check endpoint and Basic password of `/admin`; required with"
+        " `DATABASE_URL` unless the service key is set; ≥ 32 characters",
         secret=True,
     )
     db_pool_size: int = _whole(
@@ -266,7 +289,7 @@ class Settings(BaseSettings):
     )
 
     # Check endpoint callers
-    supabase_jwt_secret: str | None = _setting(
+    supabase_jwt_secret: JwtSecret | None = _setting(
         "SUPABASE_JWT_SECRET",
         None,
         "verifies HS256 user JWTs (projects on the legacy JWT secret); ES256/RS256 use the JWKS"
@@ -404,6 +427,33 @@ class Settings(BaseSettings):
 
     # HTTP
     port: int = _whole("PORT", 8000, "HTTP port for `serve`", minimum=0, maximum=65535)
+    header_timeout_seconds: float = _seconds(
+        "RECONCILER_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        "a connection whose request line and headers have not all arrived this long after it"
+        " opened (or after its previous answer) is closed: a slow client cannot hold it",
+        minimum=0.1,
+    )
+    max_connections: int = _whole(
+        "RECONCILER_MAX_CONNECTIONS",
+        500,
+        "open connections (and requests in progress) at most; a request beyond them is"
+        " answered 503 at once",
+    )
+    auth_failure_rate_per_minute: float = _setting(
+        "RECONCILER_AUTH_FAILURE_RATE_PER_MINUTE",
+        10.0,
+        "wrong admin or metrics tokens allowed per client address, sustained; beyond them the"
+        " address gets 429 with `Retry-After`, whatever it presents",
+        minimum=0.01,
+        unit="failures per minute",
+    )
+    auth_failure_burst: int = _whole(
+        "RECONCILER_AUTH_FAILURE_BURST",
+        10,
+        "wrong admin or metrics tokens one client address may send at once before it is"
+        " answered 429",
+    )
 
     # Engine
     engine: bool = _setting(
@@ -492,10 +542,10 @@ class Settings(BaseSettings):
         minimum=0.0001,
         unit="days",
     )
-    metrics_token: str | None = _setting(
+    metrics_token: Token | None = _setting(
         "RECONCILER_METRICS_TOKEN",
         None,
-        "when set, `GET /metrics` requires `Authorization: Bearer <token>`",
+        "when set, `GET /metrics` requires `Authorization: Bearer <token>`; ≥ 32 characters",
         secret=True,
     )
     shutdown_seconds: float = _seconds(

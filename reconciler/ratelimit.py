@@ -6,7 +6,8 @@ it are built on top:
 - `TokenBucket`: one bucket, `await acquire()` waits until a token is there (the Runware
   client's request rate);
 - `KeyedRateLimiter`: a bucket per key, `try_acquire(key)` decides at once — allowed, or the
-  seconds until it would be (the check endpoint's per-caller limit).
+  seconds until it would be (the check endpoint's per-caller limit); `wait_for(key)` asks the
+  same without taking (failed authentications per client address, charged only on failure).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class Bucket:
     def refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+
+    def wait(self, now: float) -> float | None:
+        """None when a token is there; otherwise the seconds until one will be (nothing taken)."""
+        self.refill(now)
+        return None if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
     def try_take(self, now: float) -> float | None:
         """Take a token: None when taken; otherwise the seconds until one will be there."""
@@ -97,3 +103,9 @@ class KeyedRateLimiter:
         while len(self._buckets) > MAX_TRACKED_CALLERS:
             self._buckets.popitem(last=False)
         return wait
+
+    def wait_for(self, key: str) -> float | None:
+        """What `try_acquire(key)` would answer, without taking anything: a check before the
+        work whose outcome decides whether to charge (a failed authentication)."""
+        bucket = self._buckets.get(key)
+        return None if bucket is None else bucket.wait(self._clock())

@@ -26,7 +26,7 @@ from tests import process_guard
 from tests.databases import PgCluster
 from tests.standins.postgrest import SERVICE_ROLE_KEY, PostgrestStandIn
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
 
 

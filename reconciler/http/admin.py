@@ -2,7 +2,8 @@
 under it (`/admin/api/…`), which the page's refresh script and `reconciler status --url` read.
 
 Every route sits behind the admin token: HTTP Basic, any user name, the password being
-`RECONCILER_ADMIN_TOKEN` or the service role key. Without it: 401 and no data. The page is
+`RECONCILER_ADMIN_TOKEN` or the service role key. Without it: 401 and no data; too many wrong
+ones from one address: 429 (reconciler/http/auth_failures.py). The page is
 server-rendered (Jinja2, autoescaped: job ids, error texts and URLs are caller-controlled) with
 a strict Content-Security-Policy — no inline script or style, scripts and styles only from
 `/admin/static/` — and embeds no secret: the browser re-sends the Basic credentials itself.
@@ -33,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from reconciler.callers import ServiceCaller
 from reconciler.checker import ProjectNotFound
+from reconciler.http.auth_failures import FailedAuthentications
 from reconciler.http.csrf import FIELD_NAME, CsrfGuard, CsrfRejected, derive_secret
 from reconciler.http.requests import BodyTooLarge, read_capped_body
 from reconciler.operator.views import Overview, ProjectView, read_overview, read_project_view
@@ -165,9 +167,14 @@ def _guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
 
     async def guarded(request: Request) -> Response:
         services: Services = request.app.state.services
-        if matches_any(basic_password(request), services.settings.caller_tokens):
+        failures: FailedAuthentications = request.app.state.auth_failures
+        refused = failures.too_many(request, "admin")
+        if refused is not None:
+            response = refused
+        elif matches_any(basic_password(request), services.settings.caller_tokens):
             response = await endpoint(request, services)
         else:
+            failures.failed(request, "admin")
             response = Response(
                 "Authentication required\n",
                 status_code=401,

@@ -5,11 +5,21 @@ answers and, when the engine runs a change feed, the feed is subscribed).
 `{component: short state}` dict plus the overall `status` — never an error's text: a driver's
 message names hosts and ports, and may carry worse. The detail goes to the log instead, through
 the redacting formatter.
+
+Being anonymous, /readyz must not let anyone turn requests into database round trips that
+compete with webhooks for the pool: the database's answer is asked at most once per
+`READY_CACHE_SECONDS`, by one caller while the others wait for it, and reused until then
+(a failure too: a database that is down is not asked more often). The feed's and Runware's
+states are read from memory on every call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +29,49 @@ from reconciler.services import Services
 
 log = logging.getLogger(__name__)
 
+# "About a second": probes come every few seconds, so they always see a fresh answer, while a
+# flood of anonymous calls costs one round trip a second.
+READY_CACHE_SECONDS = 1.0
+
+
+class Pingable(Protocol):
+    async def ping(self) -> None: ...
+
+
+class DatabaseReadiness:
+    """Whether the database answers, asked at most once per `max_age_seconds`."""
+
+    def __init__(
+        self,
+        store: Pingable,
+        *,
+        max_age_seconds: float = READY_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._max_age = max_age_seconds
+        self._clock = clock
+        self._asked_at: float | None = None
+        self._answers = False
+        # Callers arriving while the database is being asked wait for that answer.
+        self._lock = asyncio.Lock()
+
+    async def answers(self) -> bool:
+        async with self._lock:
+            now = self._clock()
+            if self._asked_at is not None and now - self._asked_at < self._max_age:
+                return self._answers
+            try:
+                await self._store.ping()
+                self._answers = True
+            except StoreUnavailable as error:
+                log.warning("not ready: database unavailable: %s", error)
+                self._answers = False
+            # Stamped once answered: a ping that took long (a database timing out) is not
+            # followed at once by the next one.
+            self._asked_at = self._clock()
+            return self._answers
+
 
 async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
@@ -26,15 +79,9 @@ async def healthz(_: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
-    body: dict[str, str] = {}
-    ready = True
-    try:
-        await services.store.ping()
-        body["database"] = "ok"
-    except StoreUnavailable as error:
-        log.warning("not ready: database unavailable: %s", error)
-        body["database"] = "unavailable"
-        ready = False
+    database: DatabaseReadiness = request.app.state.database_readiness
+    ready = await database.answers()
+    body: dict[str, str] = {"database": "ok" if ready else "unavailable"}
     feed_state = services.engine.feed_state if services.engine is not None else None
     if feed_state is not None:
         body["feed"] = feed_state  # starting, subscribed, reconnecting or stopped

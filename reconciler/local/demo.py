@@ -64,7 +64,7 @@ class DemoStack:
 def _service_env(database_url: str, simulator: RunwareSimulator) -> dict[str, str]:
     return {
         "DATABASE_URL": database_url,
-        "RECONCILER_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        "RECONCILER_ADMIN_TOKEN": secrets.token_urlsafe(32),
         "RUNWARE_WEBHOOK_SECRET": secrets.token_urlsafe(32),
         "RUNWARE_API_KEY": simulator.config.api_key,
         "RUNWARE_API_URL": simulator.url,
@@ -136,7 +136,7 @@ async def demo_stack(console: Console, *, archive: bool = False) -> AsyncIterato
             webhooks=WebhookFaults(),
             videos=VideoFiles(on_own_origin=archive, size_bytes=1024 * 1024),
         )
-        storage_key = secrets.token_urlsafe(24) if archive else None
+        storage_key = secrets.token_urlsafe(32) if archive else None
         async with RunwareSimulator(config) as simulator, _maybe_storage(storage_key) as storage:
             console.print(f"[green]✓[/] Runware simulator on {simulator.url}")
             env = _service_env(database_url, simulator)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -48,9 +49,15 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+    options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[str]:
-    """Yield the base URL (`http://127.0.0.1:PORT`) while the app is being served.
+    """Yield the base URL (`http://127.0.0.1:PORT`) while the app is being served. `options`:
+    more uvicorn.Config keywords (`serve`'s own: reconciler/http/slow_clients.py).
 
     On exit the server has stopped: after the requests in flight on a normal exit; at once
     (those requests cancelled) when the block failed or the caller is cancelled, even in the
@@ -58,7 +65,12 @@ async def serve(
     sock = bind_tcp_socket(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level=log_level, lifespan="auto", access_log=False, log_config=None
+        app,
+        log_level=log_level,
+        lifespan="auto",
+        access_log=False,
+        log_config=None,
+        **(options or {}),
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -11,7 +11,7 @@ OLD_SECRET = "old-secret-0123456789abcdef0123456789"
 NEW_SECRET = "new-secret-0123456789abcdef0123456789"
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
-    "RECONCILER_ADMIN_TOKEN": "t",
+    "RECONCILER_ADMIN_TOKEN": "an-admin-token-of-32-characters-at-least",
     "RUNWARE_API_KEY": "k",
     "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret-0123456",
 }
@@ -22,20 +22,20 @@ def test_minimal_postgres_settings() -> None:
     assert settings.transport == "postgres"
     assert settings.runware_api_url == "https://api.runware.ai/v1"
     assert settings.port == 8000
-    assert settings.caller_tokens == ("t",)
+    assert settings.caller_tokens == ("an-admin-token-of-32-characters-at-least",)
 
 
 def test_supabase_settings() -> None:
     settings = load_settings(
         {
             "SUPABASE_URL": "https://x.supabase.co",
-            "SUPABASE_SERVICE_ROLE_KEY": "s",
+            "SUPABASE_SERVICE_ROLE_KEY": "a-service-role-key-of-32-characters-at-least",
             "RUNWARE_API_KEY": "k",
             "RECONCILER_INSECURE_WEBHOOKS": "1",
         }
     )
     assert settings.transport == "supabase"
-    assert settings.caller_tokens == ("s",)
+    assert settings.caller_tokens == ("a-service-role-key-of-32-characters-at-least",)
 
 
 @pytest.mark.parametrize(

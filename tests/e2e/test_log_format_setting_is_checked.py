@@ -10,7 +10,7 @@ from tests.cli import run_reconciler
 
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
-    "RECONCILER_ADMIN_TOKEN": "t",
+    "RECONCILER_ADMIN_TOKEN": "an-admin-token-of-32-characters-at-least",
     "RUNWARE_API_KEY": "k",
     "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret-0123456",
 }

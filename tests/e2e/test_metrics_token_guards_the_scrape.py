@@ -7,7 +7,7 @@ import pytest
 
 from tests.plugin import ServiceFactory
 
-TOKEN = "metrics-scrape-token-0123456789"
+TOKEN = "metrics-scrape-token-0123456789abcdef"
 
 
 @pytest.mark.parametrize(

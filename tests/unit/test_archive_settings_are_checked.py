@@ -9,14 +9,14 @@ from reconciler.config import ConfigError, load_settings
 
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
-    "RECONCILER_ADMIN_TOKEN": "t",
+    "RECONCILER_ADMIN_TOKEN": "an-admin-token-of-32-characters-at-least",
     "RUNWARE_API_KEY": "k",
     "RECONCILER_INSECURE_WEBHOOKS": "1",
 }
 ON = BASE | {
     "RECONCILER_ARCHIVE": "supabase",
     "SUPABASE_URL": "https://x.supabase.co",
-    "SUPABASE_SERVICE_ROLE_KEY": "s",
+    "SUPABASE_SERVICE_ROLE_KEY": "a-service-role-key-of-32-characters-at-least",
     "RECONCILER_ARCHIVE_BUCKET": "videos",
 }
 

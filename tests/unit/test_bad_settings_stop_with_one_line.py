@@ -9,7 +9,7 @@ from reconciler.config import ConfigError, load_settings
 
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
-    "RECONCILER_ADMIN_TOKEN": "t",
+    "RECONCILER_ADMIN_TOKEN": "an-admin-token-of-32-characters-at-least",
     "RUNWARE_API_KEY": "k",
     "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret-0123456",
 }

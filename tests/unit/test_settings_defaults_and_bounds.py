@@ -20,7 +20,7 @@ from reconciler.store.postgres import connect_postgres_store
 
 BASE = {
     "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
-    "RECONCILER_ADMIN_TOKEN": "t",
+    "RECONCILER_ADMIN_TOKEN": "an-admin-token-of-32-characters-at-least",
     "RUNWARE_API_KEY": "k",
     "RUNWARE_WEBHOOK_SECRET": "a-long-enough-webhook-secret-0123456",
 }
@@ -96,7 +96,7 @@ def test_choices_ignore_case_and_v01_notify_means_off() -> None:
     assert load_settings({**BASE, "RECONCILER_FEED": "notify"}).feed == "off"
     supabase = {
         "SUPABASE_URL": "https://x.supabase.co",
-        "SUPABASE_SERVICE_ROLE_KEY": "s",
+        "SUPABASE_SERVICE_ROLE_KEY": "a-service-role-key-of-32-characters-at-least",
         "RUNWARE_API_KEY": "k",
         "RECONCILER_INSECURE_WEBHOOKS": "1",
     }

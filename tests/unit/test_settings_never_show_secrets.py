@@ -6,12 +6,12 @@ from __future__ import annotations
 from reconciler.config import Settings, load_settings
 
 SECRETS = {
-    "SUPABASE_SERVICE_ROLE_KEY": "service-role-key-value-0001",
-    "RECONCILER_ADMIN_TOKEN": "admin-token-value-0002",
+    "SUPABASE_SERVICE_ROLE_KEY": "service-role-key-value-0001-0123456789",
+    "RECONCILER_ADMIN_TOKEN": "admin-token-value-0002-0123456789abcdef",
     "RUNWARE_API_KEY": "runware-api-key-value-0003",
     "RUNWARE_WEBHOOK_SECRET": "webhook-secret-value-0004-0123456789abcdef",
-    "RECONCILER_METRICS_TOKEN": "metrics-token-value-0005",
-    "SUPABASE_JWT_SECRET": "jwt-secret-value-0006",
+    "RECONCILER_METRICS_TOKEN": "metrics-token-value-0005-0123456789abcdef",
+    "SUPABASE_JWT_SECRET": "jwt-secret-value-0006-0123456789abcdefghij",
 }
 PASSWORD = "database-password-0007"
 

@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.operator.remote import RemoteOperatorApi, ServiceRefused
 
-TOKEN = "s3cret-admin-token"
+TOKEN = "s3cret-admin-token-0123456789abcdef"
 OVERVIEW: dict[str, Any] = {
     "generated_at": "2026-12-02T10:00:00+00:00",
     "replicas": [
