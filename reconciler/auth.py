@@ -36,7 +36,18 @@ JWT_LEEWAY_SECONDS = DEFAULTS.jwt_leeway_seconds
 
 
 class Unauthenticated(Exception):
-    """Missing, malformed, expired or wrongly signed credentials (→ 401)."""
+    """Missing, malformed, expired or wrongly signed credentials (→ 401).
+
+    `guess` says whether the credentials could be someone guessing: a token that is neither a
+    trusted one nor a JWT whose signature verifies. Those are charged to the sender's address
+    (reconciler/http/auth_failures.py); a genuine user's expired or not-yet-valid token, a
+    missing one, or our own trouble reading the signing keys are not, or users sharing one
+    address (an office, a mobile carrier) would spend each other's budget.
+    """
+
+    def __init__(self, message: str, *, guess: bool = False) -> None:
+        super().__init__(message)
+        self.guess = guess
 
 
 class JwksUnreadable(ValueError):
@@ -169,7 +180,7 @@ class CallerVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
-            raise Unauthenticated(f"malformed token: {error}") from None
+            raise Unauthenticated(f"malformed token: {error}", guess=True) from None
         algorithm = header.get("alg")
         kid = header.get("kid")
         if algorithm == "HS256" and self._jwt_secret:
@@ -177,12 +188,14 @@ class CallerVerifier:
         elif algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
             # PyJWT checks this already; the cache relies on it (it looks keys up by kid).
             if kid is not None and not isinstance(kid, str):
-                raise Unauthenticated("malformed token: kid is not a string")
+                raise Unauthenticated("malformed token: kid is not a string", guess=True)
             # The PyJWK itself, not its raw key: PyJWT then refuses a token whose algorithm
             # is not the key's (an RS256 header naming an EC key) instead of raising TypeError.
             key = await self._jwks.key(kid)
         else:
-            raise Unauthenticated(f"unsupported token algorithm {str(algorithm)[:20]!r}")
+            raise Unauthenticated(
+                f"unsupported token algorithm {str(algorithm)[:20]!r}", guess=True
+            )
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -194,5 +207,8 @@ class CallerVerifier:
                 options={"require": ["exp", "sub", "aud"], "verify_iss": self._issuer is not None},
             )
         except jwt.PyJWTError as error:
-            raise Unauthenticated(f"invalid token: {error}") from None
+            # PyJWT verifies the signature before any claim: only a bad signature or a token
+            # it cannot decode is a guess; an expired or wrong-audience token was signed by us.
+            guess = isinstance(error, jwt.DecodeError)  # InvalidSignatureError is one
+            raise Unauthenticated(f"invalid token: {error}", guess=guess) from None
         return UserCaller(token, claims)

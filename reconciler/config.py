@@ -443,15 +443,15 @@ class Settings(BaseSettings):
     auth_failure_rate_per_minute: float = _setting(
         "RECONCILER_AUTH_FAILURE_RATE_PER_MINUTE",
         10.0,
-        "wrong admin or metrics tokens allowed per client address, sustained; beyond them the"
-        " address gets 429 with `Retry-After`, whatever it presents",
+        "wrong admin, metrics or check tokens allowed per client address, sustained; beyond"
+        " them the address gets 429 with `Retry-After`, whatever it presents",
         minimum=0.01,
         unit="failures per minute",
     )
     auth_failure_burst: int = _whole(
         "RECONCILER_AUTH_FAILURE_BURST",
         10,
-        "wrong admin or metrics tokens one client address may send at once before it is"
+        "wrong admin, metrics or check tokens one client address may send at once before it is"
         " answered 429",
     )
 

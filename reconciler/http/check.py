@@ -17,6 +17,7 @@ from reconciler.auth import Unauthenticated
 from reconciler.callers import UserCaller
 from reconciler.checker import ProjectNotFound
 from reconciler.clips import error_response
+from reconciler.http.auth_failures import FailedAuthentications
 from reconciler.http.requests import BodyTooLarge, bearer_token, read_capped_body
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.services import Services
@@ -63,10 +64,20 @@ async def _read_check_request(request: Request) -> CheckRequest | JSONResponse:
 
 async def check_clips_status(request: Request) -> Response:
     services: Services = request.app.state.services
+    failures: FailedAuthentications = request.app.state.auth_failures
+    too_many = failures.too_many(request, "check")
+    if too_many is not None:
+        return failure(
+            429,
+            "Too many failed authentications, try again later",
+            {"Retry-After": too_many.headers["Retry-After"]},
+        )
     try:
         caller = await services.callers.verify(bearer_token(request))
     except Unauthenticated as error:
         log.info("check refused: %s", error)
+        if error.guess:
+            failures.failed(request, "check")
         return failure(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
     # Full-access callers are backends: limited only when RECONCILER_SERVICE_CHECK_RATE_* says.
     limiter = (

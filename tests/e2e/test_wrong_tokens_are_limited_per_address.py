@@ -1,12 +1,14 @@
-"""Wrong admin or metrics tokens are limited per client address: once an address has spent its
-burst of failures it gets 429 with `Retry-After` — even for the right token — while another
-address still gets in. Every refusal is logged, naming the address, never the secret tried."""
+"""Wrong admin, metrics or check-endpoint tokens are limited per client address: once an
+address has spent its burst of failures it gets 429 with `Retry-After` — even for the right
+token — while another address still gets in. Every refusal is logged, naming the address,
+never the secret tried."""
 
 from __future__ import annotations
 
 import base64
 import logging
 from collections.abc import AsyncIterator, Callable
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ BURST = 3
 # Loopback addresses a client can send from (Linux routes all of 127.0.0.0/8 to lo).
 ATTACKER = "127.0.0.2"
 NEIGHBOUR = "127.0.0.3"
+CHECK = "/check-clips-status"
 
 Client = Callable[[str], httpx.AsyncClient]
 
@@ -105,3 +108,39 @@ async def test_requests_without_credentials_are_not_counted(client_from: Client)
 
     assert answers == [401] * (BURST + 2)
     assert signed_in.status_code == 200
+
+
+async def test_wrong_bearer_tokens_on_the_check_endpoint_are_limited_per_address(
+    client_from: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The check endpoint accepts the full-access tokens too: guessing them there must cost
+    # as much as on /admin.
+    attacker, neighbour = client_from(ATTACKER), client_from(NEIGHBOUR)
+    body = {"project_id": str(uuid4())}
+    with caplog.at_level(logging.INFO):
+        failures = [
+            (await attacker.post(CHECK, json=body, headers=bearer(WRONG))).status_code
+            for _ in range(BURST)
+        ]
+        right_but_limited = await attacker.post(CHECK, json=body, headers=bearer(ADMIN_TOKEN))
+        other_address = await neighbour.post(CHECK, json=body, headers=bearer(ADMIN_TOKEN))
+
+    assert failures == [401] * BURST
+    assert right_but_limited.status_code == 429
+    assert int(right_but_limited.headers["retry-after"]) >= 1
+    assert right_but_limited.json()["success"] is False
+    # Past authentication: the project is unknown.
+    assert other_address.status_code == 404
+    everything_logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert WRONG not in everything_logged
+    assert ADMIN_TOKEN not in everything_logged
+
+
+async def test_check_requests_without_a_token_are_not_counted(client_from: Client) -> None:
+    caller = client_from(ATTACKER)
+    body = {"project_id": str(uuid4())}
+    answers = [(await caller.post(CHECK, json=body)).status_code for _ in range(BURST + 2)]
+    signed_in = await caller.post(CHECK, json=body, headers=bearer(ADMIN_TOKEN))
+
+    assert answers == [401] * (BURST + 2)
+    assert signed_in.status_code == 404
