@@ -17,13 +17,13 @@ from postgrest.exceptions import APIErrorFromJSON, generate_default_error_messag
 
 from reconciler.callers import UserCaller
 from reconciler.ports import StoreConflict, StoreRejected, StoreUnavailable
+from reconciler.store.answers import decode_answer
 from reconciler.store.calls import (
     PROJECTS_WITH_PENDING,
     REJECTED_SQLSTATE_CLASSES,
     RETRIED_SQLSTATES,
     SqlFunction,
 )
-from reconciler.store.answers import decode_answer
 from reconciler.store.functions import FunctionStore
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
