@@ -33,13 +33,25 @@ _HANDLER_NAME = "reconciler"
 # C0 and C1 controls (line feeds, carriage returns, terminal escapes…), Unicode line and
 # paragraph separators, and the invisible format characters that reorder or hide text: the
 # soft hyphen (U+00AD), the Arabic letter mark (U+061C, a bidi mark), the Mongolian vowel
-# separator (U+180E), zero-width spaces, joiners and bidi marks (U+200B–U+200F), embeddings
-# and overrides (U+202A–U+202E), isolates and invisible operators (U+2060–U+206F), the byte
-# order mark (U+FEFF), interlinear annotation marks (U+FFF9–U+FFFB, which hide the text they
-# enclose) and tag characters (U+E0000–U+E007F, invisible ASCII look-alikes).
+# separator (U+180E), zero-width spaces, joiners and bidi marks (U+200B-U+200F), embeddings
+# and overrides (U+202A-U+202E), isolates and invisible operators (U+2060-U+206F), the byte
+# order mark (U+FEFF), interlinear annotation marks (U+FFF9-U+FFFB, which hide the text they
+# enclose) and tag characters (U+E0000-U+E007F, invisible ASCII look-alikes).
+UNSAFE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0xAD, 0xAD),
+    (0x061C, 0x061C),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0xE0000, 0xE007F),
+)
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-    "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+    "[" + "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in UNSAFE_RANGES) + "]"
 )
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -61,6 +73,12 @@ def _json_escape(match: re.Match[str]) -> str:
         return f"\\u{code:04x}"
     code -= 0x10000
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def unsafe_pattern_for_javascript() -> str:
+    """The same set as a JavaScript regular expression (for the `u` flag): the admin page's
+    script escapes what it inserts with it (reconciler/http/static/escape.js)."""
+    return "[" + "".join(f"\\u{{{first:x}}}-\\u{{{last:x}}}" for first, last in UNSAFE_RANGES) + "]"
 
 
 def escape_unsafe(text: str) -> str:
