@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import jinja2
+import markupsafe
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -37,6 +38,7 @@ from reconciler.checker import ProjectNotFound
 from reconciler.http.auth_failures import FailedAuthentications
 from reconciler.http.csrf import FIELD_NAME, CsrfGuard, CsrfRejected, derive_secret
 from reconciler.http.requests import BodyTooLarge, read_capped_body
+from reconciler.observability.logs import escape_unsafe, unsafe_pattern_for_javascript
 from reconciler.operator.views import Overview, ProjectView, read_overview, read_project_view
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.services import Services
@@ -58,6 +60,7 @@ OLDEST_LIMIT = 20
 REFRESH_SECONDS = 5
 MAX_FORM_BYTES = 4096
 STATIC_FILES = {
+    "escape.js": "text/javascript",
     "admin.js": "text/javascript",
     "admin.css": "text/css",
     "favicon.svg": "image/svg+xml",
@@ -105,6 +108,16 @@ def _link(value: object) -> str | None:
     return value if scheme in ("http", "https") else None
 
 
+def _visible(value: object) -> object:
+    """Every value the page prints, before HTML escaping: app text (job ids, clip values,
+    Runware's reasons, replica names) with its control, bidi and invisible characters written
+    as escapes — the rule of the log lines and the terminal (observability/logs.py), so a key
+    holding U+202E cannot reorder the page. Markup (a macro's output) is the page's own."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return escape_unsafe(value)
+    return value
+
+
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("reconciler.http", "templates"),
@@ -112,6 +125,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
     environment.filters["iso"] = _iso
     environment.globals["relative"] = _relative
@@ -133,7 +147,10 @@ def _base(request: Request) -> str:
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = _TEMPLATES.get_template(template).render(
-        base=_base(request), refresh_seconds=REFRESH_SECONDS, **context
+        base=_base(request),
+        refresh_seconds=REFRESH_SECONDS,
+        unsafe_pattern=unsafe_pattern_for_javascript(),
+        **context,
     )
     return HTMLResponse(html, status_code=status)
 

@@ -31,8 +31,28 @@ from reconciler.redaction import Redactor
 _HANDLER_NAME = "reconciler"
 
 # C0 and C1 controls (line feeds, carriage returns, terminal escapes…), Unicode line and
-# paragraph separators, and the invisible format characters that reorder or hide text.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+# paragraph separators, and the invisible format characters that reorder or hide text: the
+# soft hyphen (U+00AD), the Arabic letter mark (U+061C, a bidi mark), the Mongolian vowel
+# separator (U+180E), zero-width spaces, joiners and bidi marks (U+200B-U+200F), embeddings
+# and overrides (U+202A-U+202E), isolates and invisible operators (U+2060-U+206F), the byte
+# order mark (U+FEFF), interlinear annotation marks (U+FFF9-U+FFFB, which hide the text they
+# enclose) and tag characters (U+E0000-U+E007F, invisible ASCII look-alikes).
+UNSAFE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0xAD, 0xAD),
+    (0x061C, 0x061C),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0xE0000, 0xE007F),
+)
+_UNSAFE = re.compile(
+    "[" + "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in UNSAFE_RANGES) + "]"
+)
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -41,7 +61,24 @@ def _escape_char(match: re.Match[str]) -> str:
     if char in _SHORT_ESCAPES:
         return _SHORT_ESCAPES[char]
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    """The JSON escape of one character: a UTF-16 surrogate pair beyond U+FFFF (tags)."""
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def unsafe_pattern_for_javascript() -> str:
+    """The same set as a JavaScript regular expression (for the `u` flag): the admin page's
+    script escapes what it inserts with it (reconciler/http/static/escape.js)."""
+    return "[" + "".join(f"\\u{{{first:x}}}-\\u{{{last:x}}}" for first, last in UNSAFE_RANGES) + "]"
 
 
 def escape_unsafe(text: str) -> str:
@@ -52,7 +89,7 @@ def escape_unsafe(text: str) -> str:
 def _json_escape_unsafe(line: str) -> str:
     """JSON escapes for what json.dumps(ensure_ascii=False) leaves raw (it already escapes
     everything below U+0020): the same value, but no line splitter can cut it."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line) if _UNSAFE.search(line) else line
+    return _UNSAFE.sub(_json_escape, line) if _UNSAFE.search(line) else line
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,6 +14,7 @@ import asyncpg
 from reconciler.callers import UserCaller
 from reconciler.config import DEFAULTS
 from reconciler.ports import StoreConflict, StoreRejected, StoreUnavailable
+from reconciler.store.answers import JsonText, decode_answer
 from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, RETRIED_SQLSTATES, SqlFunction
 from reconciler.store.functions import FunctionStore
 
@@ -29,7 +30,15 @@ def statement_for(function: SqlFunction) -> str:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # jsonb answers come back undecoded (JsonText) and are decoded by `_decoded` once the
+    # connection is back in the pool: a large one in a worker thread, not inside the driver on
+    # the event loop.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=JsonText, schema="pg_catalog")
+
+
+async def _decoded(value: Any) -> Any:
+    """A function's answer as Python values (jsonb decoded; other types as asyncpg gave them)."""
+    return await decode_answer(value) if isinstance(value, JsonText) else value
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -80,9 +89,10 @@ class PostgresCaller:
         values = [arguments[name] for name in function.argument_names]
         try:
             async with self._pool.acquire() as conn:
-                return await conn.fetchval(statement, *values)
+                answer = await conn.fetchval(statement, *values)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             raise translate_error(error) from error
+        return await _decoded(answer)
 
     async def call_as_user(
         self, function: SqlFunction, arguments: Mapping[str, Any], user: UserCaller
@@ -96,9 +106,10 @@ class PostgresCaller:
                 await conn.execute(
                     "select set_config('request.jwt.claims', $1, true)", json.dumps(user.claims)
                 )
-                return await conn.fetchval(statement, *values)
+                answer = await conn.fetchval(statement, *values)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             raise translate_error(error) from error
+        return await _decoded(answer)
 
     async def ping(self) -> None:
         try:

@@ -11,10 +11,13 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from postgrest import APIError, AsyncPostgrestClient
+from postgrest import APIError, AsyncPostgrestClient, AsyncRPCFilterRequestBuilder
+from postgrest._async.request_builder import send_with_retry
+from postgrest.exceptions import APIErrorFromJSON, generate_default_error_message
 
 from reconciler.callers import UserCaller
 from reconciler.ports import StoreConflict, StoreRejected, StoreUnavailable
+from reconciler.store.answers import decode_answer
 from reconciler.store.calls import (
     PROJECTS_WITH_PENDING,
     REJECTED_SQLSTATE_CLASSES,
@@ -42,6 +45,23 @@ def translate_error(error: Exception) -> Exception:
     return StoreUnavailable(f"PostgREST unreachable: {type(error).__name__}: {error}")
 
 
+async def run_rpc(rpc: AsyncRPCFilterRequestBuilder) -> Any:
+    """What postgrest-py's `execute()` does (same request, same errors), but the answer is
+    decoded by `decode_answer` — a large one off the event loop — where `execute()` decodes
+    every answer on the event loop."""
+    response = await send_with_retry(rpc.request)
+    if not response.is_success:
+        try:
+            body = APIErrorFromJSON.model_validate_json(response.content)
+        except ValueError as error:  # not PostgREST's error shape (pydantic's ValidationError)
+            raise APIError(generate_default_error_message(response)) from error
+        raise APIError(dict(body))
+    try:
+        return await decode_answer(response.content)
+    except ValueError:  # an empty body (a void function): what execute() answers
+        return response.text or []
+
+
 class SupabaseRpcCaller:
     def __init__(self, client: AsyncClient, http: httpx.AsyncClient, url: str, key: str) -> None:
         self._client = client
@@ -67,10 +87,9 @@ class SupabaseRpcCaller:
     async def call(self, function: SqlFunction, arguments: Mapping[str, Any]) -> Any:
         params = {name: _jsonable(arguments[name]) for name in function.argument_names}
         try:
-            response = await self._client.rpc(function.name, params).execute()
+            return await run_rpc(self._client.rpc(function.name, params))
         except (APIError, httpx.HTTPError) as error:
             raise translate_error(error) from error
-        return response.data
 
     async def call_as_user(
         self, function: SqlFunction, arguments: Mapping[str, Any], user: UserCaller
@@ -84,10 +103,9 @@ class SupabaseRpcCaller:
         )
         params = {name: _jsonable(arguments[name]) for name in function.argument_names}
         try:
-            response = await rest.rpc(function.name, params).execute()
+            return await run_rpc(rest.rpc(function.name, params))
         except (APIError, httpx.HTTPError) as error:
             raise translate_error(error) from error
-        return response.data
 
     async def ping(self) -> None:
         # A cheap call (an empty page) that exercises PostgREST, the database and the service

@@ -216,3 +216,40 @@ async def test_refreshed_rows_show_hostile_values_as_text(
         await context.close()
 
     assert dialogs == []
+
+
+async def test_refreshed_rows_show_bidi_and_invisible_characters_as_escapes(
+    browser: Browser,
+    service_env: dict[str, str],
+    run_app: AppFactory,
+    db: asyncpg.Connection,
+) -> None:
+    """The refresh script escapes what it draws as the server rendered it (escape.js, with the
+    server's character set): a key holding U+202E cannot reorder the row, a reason holding
+    isolates and tag characters shows them as escapes."""
+    reordering_key = "invoice\u202efdp.exe"
+    job = "c4d2e8f1-7a3b-4c59-9e06-b1f5a2d8c347"
+    reason = "Runware said \u2066no\u2069 \u061c\U000e0041"
+    project = await tracked_project(
+        db, {job: "pending", reordering_key: "https://vm.runware.ai/video/os/x/ws/2/vi/a.mp4"}
+    )
+    async with run_app(service_env) as app:
+        assert await app.services.store.note_job_error(job, reason)
+        context = await browser.new_context(
+            http_credentials={"username": "operator", "password": ADMIN_TOKEN}
+        )
+        page = await context.new_page()
+        page.set_default_timeout(30_000)
+        await page.goto(f"{app.url}/admin/projects/{project}")
+        await expect(page.locator("#refresh-status")).to_contain_text("updated", timeout=20_000)
+        clips = page.locator("#clips")
+        await expect(clips.get_by_text("invoice\\u202efdp.exe", exact=True)).to_be_visible()
+        await expect(
+            clips.get_by_text("Runware said \\u2066no\\u2069 \\u061c\\U000e0041", exact=True)
+        ).to_be_visible()
+        drawn = await clips.inner_text()
+        await context.close()
+
+    assert "\u202e" not in drawn
+    assert "\u2066" not in drawn
+    assert "\U000e0041" not in drawn

@@ -1,6 +1,7 @@
 // Refreshes the operator page from the JSON under /admin/api/ every few seconds.
 // Served as a file (the Content-Security-Policy allows no inline script). Every value is put
-// into the page with textContent, never as HTML: job ids and error texts come from callers.
+// into the page with textContent, never as HTML: job ids and error texts come from callers;
+// their control, bidi and invisible characters are shown as escapes (escape.js).
 "use strict";
 
 (function () {
@@ -9,10 +10,13 @@
   const refreshUrl = body.dataset.refreshUrl;
   const refreshSeconds = Number(body.dataset.refreshSeconds) || 5;
   const status = document.getElementById("refresh-status");
+  // The server's set of control, bidi and invisible characters (data-unsafe): app text is
+  // inserted with them written as escapes, as the server renders it (escape.js).
+  const visible = globalThis.visibleText(body.dataset.unsafe || "[\\u{0}-\\u{1f}]");
 
   function element(tag, text, className) {
     const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (text !== undefined && text !== null) node.textContent = visible(text);
     if (className) node.className = className;
     return node;
   }
