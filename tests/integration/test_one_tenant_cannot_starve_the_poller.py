@@ -57,7 +57,7 @@ async def test_a_lone_job_is_in_the_first_claim_beside_a_5000_job_backlog(
 async def test_one_project_gives_at_most_its_share_of_a_round(
     store: FunctionStore, db: asyncpg.Connection
 ) -> None:
-    busy, lone, lone_key = await _backlog_and_a_lone_job(db)
+    busy, lone, _ = await _backlog_and_a_lone_job(db)
 
     first = await store.claim_due_jobs("a", BATCH, 30, per_project=50)
     second = await store.claim_due_jobs("b", BATCH, 30, per_project=50)
