@@ -27,6 +27,7 @@ from bench import (
     w7_sweep_cost,
     w8_archive,
     w9_status,
+    w10_fair_polls,
 )
 from bench.context import BenchContext
 from bench.database import BenchDatabases
@@ -46,6 +47,7 @@ WORKLOADS: dict[str, Workload] = {
     "W7": w7_sweep_cost.run,
     "W8": w8_archive.run,
     "W9": w9_status.run,
+    "W10": w10_fair_polls.run,
 }
 T = TypeVar("T")
 
