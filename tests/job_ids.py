@@ -13,7 +13,8 @@ _NAMESPACE = UUID("5d2f9a0e-7c1b-4e8a-9f3d-2b6c1a8e4f70")
 
 class _NamedJobIds:
     def named(self, name: str) -> str:
-        return str(uuid5(_NAMESPACE, name))
+        # `J.job_1` and `J.named("job-1")` are one job: a Python name cannot hold a hyphen.
+        return str(uuid5(_NAMESPACE, name.replace("-", "_")))
 
     def __getattr__(self, name: str) -> str:
         if name.startswith("__"):

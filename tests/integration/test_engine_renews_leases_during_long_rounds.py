@@ -7,6 +7,7 @@ import asyncpg
 
 from reconciler.local.simulator import RunwareSimulator
 from reconciler.store.postgres import connect_postgres_store
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, AppFactory
 from tests.projects import new_project
 from tests.waiting import wait_until
@@ -19,8 +20,8 @@ async def test_leases_are_renewed_while_runware_is_slow(
     db: asyncpg.Connection,
     database_url: str,
 ) -> None:
-    simulator.add_job("slow-answer", duration=0, outcome="success")
-    await new_project(db, {"slow-answer": "pending"})
+    simulator.add_job(J.slow_answer, duration=0, outcome="success")
+    await new_project(db, {J.slow_answer: "pending"})
     env = service_env | ENGINE_ENV | {"RECONCILER_LEASE_SECONDS": "1.5"}
     other = await connect_postgres_store(database_url)
     try:

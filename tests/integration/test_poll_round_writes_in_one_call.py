@@ -17,6 +17,7 @@ from reconciler.local.simulator import RunwareSimulator
 from reconciler.runware.client import RunwareClient
 from reconciler.store.calls import SqlFunction
 from reconciler.store.functions import FunctionStore
+from tests.job_ids import J
 from tests.projects import clips_of, tracked_project
 
 
@@ -40,7 +41,7 @@ async def test_a_round_over_many_projects_is_two_calls(
 ) -> None:
     projects = []
     for i in range(5):
-        done, failed, waiting = f"done-{i}", f"failed-{i}", f"waiting-{i}"
+        done, failed, waiting = (J.named(f"{kind}-{i}") for kind in ("done", "failed", "waiting"))
         simulator.add_job(done, duration=0, outcome="success")
         simulator.add_job(failed, duration=0, outcome="error")
         simulator.add_job(waiting, duration=3600)
