@@ -96,12 +96,14 @@ async def test_failure_reason_is_kept_for_a_tracked_job(
 ) -> None:
     project = await new_project(db, {J.job_1: "pending"})
     await db.execute(
-        "insert into reconciler.jobs (job_id, project_id) values ('job-1', $1)", project
+        "insert into reconciler.jobs (job_id, project_id) values ($2, $1)", project, J.job_1
     )
 
     await service.post_webhook(bodies.flat_failure(J.job_1, "providerContentPolicyViolation"))
 
-    row = await db.fetchrow("select last_error, outcome from reconciler.jobs where job_id='job-1'")
+    row = await db.fetchrow(
+        "select last_error, outcome from reconciler.jobs where job_id = $1", J.job_1
+    )
     assert row is not None
     assert row["outcome"] == "failed"
     assert "providerContentPolicyViolation" in row["last_error"]

@@ -68,7 +68,7 @@ async def test_body_naming_too_many_tasks_is_413_and_stores_nothing(
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{not json", b"", b"\xff\xfe", b'{"taskUUID": J.job_1'],
+    [b"{not json", b"", b"\xff\xfe", b'{"taskUUID": "job-1"'],
     ids=["broken", "empty", "binary", "truncated"],
 )
 async def test_invalid_json_is_400(

@@ -29,12 +29,12 @@ async def test_leases_are_renewed_while_runware_is_slow(
         async with run_app(env) as running:
             await wait_until(lambda: simulator.state.requests_in_flight > 0)
             first_expiry = await db.fetchval(
-                "select lease_expires_at from reconciler.jobs where job_id = 'slow-answer'"
+                "select lease_expires_at from reconciler.jobs where job_id = $1", J.slow_answer
             )
 
             async def renewed() -> bool:
                 expiry = await db.fetchval(
-                    "select lease_expires_at from reconciler.jobs where job_id = 'slow-answer'"
+                    "select lease_expires_at from reconciler.jobs where job_id = $1", J.slow_answer
                 )
                 return bool(expiry > first_expiry)
 
@@ -46,7 +46,7 @@ async def test_leases_are_renewed_while_runware_is_slow(
             # Past the original expiry, the job is still not claimable by anyone else.
             assert await other.claim_due_jobs("other-replica", 10, 30) == []
             owner = await db.fetchval(
-                "select lease_owner from reconciler.jobs where job_id = 'slow-answer'"
+                "select lease_owner from reconciler.jobs where job_id = $1", J.slow_answer
             )
             assert owner == running.engine.owner
             simulator.release_requests()

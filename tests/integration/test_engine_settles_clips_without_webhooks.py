@@ -94,7 +94,7 @@ async def test_the_give_up_age_fails_the_clip_with_a_reason(
 
     assert await clips_of(db, project) == {J.forever: "failed"}
     row = await db.fetchrow(
-        "select outcome, last_error from reconciler.jobs where job_id='forever'"
+        "select outcome, last_error from reconciler.jobs where job_id = $1", J.forever
     )
     assert row is not None
     assert row["outcome"] == "failed"

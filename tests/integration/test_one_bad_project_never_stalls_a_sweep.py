@@ -63,7 +63,9 @@ async def test_a_refused_project_is_skipped_and_the_sweep_completes(
     )
     await db.execute("select public.reconciler_drain_changes(100, 3600, 0)")
     await db.execute(
-        "insert into reconciler.parked_results (job_id, result) values ('stuck', $1)", DONE_URL
+        "insert into reconciler.parked_results (job_id, result) values ($2, $1)",
+        DONE_URL,
+        J.stuck,
     )
     await db.execute(APP_REFUSES_ONE_PROJECT)
     later = [await new_project(db, {J.named(f"later-{i}"): "pending"}) for i in range(3)]
@@ -76,7 +78,8 @@ async def test_a_refused_project_is_skipped_and_the_sweep_completes(
         skipped_count = running.engine.stats.projects_skipped
 
     tracked = await db.fetch(
-        "select project_id from reconciler.jobs where job_id like 'later-%' order by job_id"
+        "select project_id from reconciler.jobs where job_id = any($1::text[])",
+        [J.named(f"later-{i}") for i in range(3)],
     )
     assert sorted(r["project_id"] for r in tracked) == sorted(later)
     assert skipped_count >= 1
@@ -90,7 +93,9 @@ async def test_the_drain_skips_a_refused_project_and_takes_the_rest(
     engine_env: dict[str, str], run_app: AppFactory, db: asyncpg.Connection
 ) -> None:
     await db.execute(
-        "insert into reconciler.parked_results (job_id, result) values ('stuck', $1)", DONE_URL
+        "insert into reconciler.parked_results (job_id, result) values ($2, $1)",
+        DONE_URL,
+        J.stuck,
     )
     await db.execute(APP_REFUSES_ONE_PROJECT)
     # The app's insert is not refused (its trigger is on update); our write of the result is.
