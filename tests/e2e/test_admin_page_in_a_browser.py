@@ -23,6 +23,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ADMIN_TOKEN, ENGINE_ENV, AppFactory
 from tests.projects import clips_of, tracked_project
 from tests.waiting import wait_until
@@ -93,7 +94,7 @@ async def test_operator_checks_a_stuck_clip_until_it_settles(
         error_code="invalidPrompt",
         error_message="The prompt was refused by the content filter",
     )
-    project = await tracked_project(db, {STUCK_JOB: "pending", "earlier-job": DONE_URL})
+    project = await tracked_project(db, {STUCK_JOB: "pending", J.earlier_job: DONE_URL})
     other = await tracked_project(db, {FAILED_JOB: "pending"})
     # The engine runs (a replica with a feed, polls that record attempts and progress), but
     # after its first look at a job it waits an hour: only "check now" can settle the clip.
