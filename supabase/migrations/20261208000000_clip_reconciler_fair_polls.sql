@@ -269,7 +269,8 @@ $$;
 
 -- Claim up to p_limit due jobs for p_owner, fairly across projects: each due job gets its turn
 -- within its project (oldest due first), and jobs are taken turn by turn (every project's
--- first, then every project's second...), at most p_per_project from one project. A lease
+-- first, then every project's second...), at most p_per_project from one project (null: no
+-- cap but p_limit). A lease
 -- that expired (its owner crashed) is claimable again. SKIP LOCKED lets replicas claim side by
 -- side without waiting (I6); the lock is taken on the rows picked, in turn order, until
 -- p_limit are held, and the due conditions are checked again on the locked row.
@@ -299,7 +300,7 @@ as $$
         select j.project_id, j.job_id
           from due d
           join reconciler.jobs j on j.project_id = d.project_id and j.job_id = d.job_id
-         where d.turn <= greatest(p_per_project, 1)
+         where (p_per_project is null or d.turn <= greatest(p_per_project, 1))
            and j.settled_at is null
            and j.next_check_at <= now()
            and (j.lease_expires_at is null or j.lease_expires_at <= now())
