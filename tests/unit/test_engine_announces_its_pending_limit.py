@@ -1,0 +1,31 @@
+"""The service writes RECONCILER_MAX_PENDING_PER_PROJECT where the SQL core reads it, when it
+starts, and tries again while the database is unreachable: every path that tracks jobs (the
+drain, a webhook's drain, sweeps, the resync, a user's check) then applies the same limit."""
+
+from __future__ import annotations
+
+from tests.fakes.engines import EngineWorld
+from tests.job_ids import J
+from tests.waiting import wait_until
+
+
+async def test_the_limit_is_written_at_start_and_applied_to_the_apps_writes() -> None:
+    world = EngineWorld()
+    world.store.outage = "starting"
+    engine = world.engine(max_pending_per_project=2)
+    engine.start()
+    try:
+        await wait_until(lambda: world.store.calls["set_tracking_limits"] >= 1)
+        assert world.store.state.max_pending_per_project == 1000  # not written yet
+        world.store.outage = None
+        world.clock.advance(world.policy.poll_interval_seconds * 2)  # the drainer's next look
+        await wait_until(lambda: world.store.state.max_pending_per_project == 2)
+
+        keys = sorted([J.limit_a, J.limit_b, J.limit_c])
+        project = world.store.app.insert(dict.fromkeys(keys, "pending"))
+        await engine.drain_once()
+    finally:
+        await engine.stop()
+
+    assert set(await world.inspect.job_states(keys)) == set(keys[:2])
+    assert list(await world.inspect.untracked_reasons(project)) == [keys[2]]
