@@ -152,6 +152,6 @@ async def test_the_check_endpoint_reports_a_key_too_long_to_track(
     assert body["pending"] == 1
     [detail] = body["details"]
     assert detail["status"] == "error"
-    assert detail["error"].startswith("job id of 3000 characters is too long")
+    assert detail["error"] == "job id is not a Runware task id (a UUID); it is not tracked"
     assert await clips_of(db, project) == {long_key: "pending"}
     assert json.dumps(body).count(long_key) == 2  # the clips map and the detail's jobId

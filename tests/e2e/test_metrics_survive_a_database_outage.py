@@ -25,7 +25,8 @@ async def test_scrapes_keep_the_last_values_while_the_database_is_down(
     await new_project(db, {J.job_1: "pending"})
     await db.execute(
         "insert into reconciler.jobs (job_id, project_id, first_seen_at)"
-        " select 'job-1', id, now() - interval '90 seconds' from public.projects"
+        " select $1, id, now() - interval '90 seconds' from public.projects",
+        J.job_1,
     )
     stand_in = PostgrestStandIn(database_url)
     async with serve(stand_in.app()) as rest_url:

@@ -58,7 +58,7 @@ async def _seed(db: asyncpg.Connection, database_url: str) -> UUID:
                 PollOutcome(project, J.bad_2, "failed", "gave up after 3601 s without a result", 0),
             ],
         )
-        await store.ingest_result("parked-job", URL, None, 0)
+        await store.ingest_result(J.parked_job, URL, None, 0)
     finally:
         await store.close()
     return project
