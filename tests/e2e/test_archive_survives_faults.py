@@ -182,19 +182,19 @@ async def test_a_missing_bucket_pauses_archiving_and_gives_nothing_up(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     env = env | {"RECONCILER_ARCHIVE_BUCKET": "not-yet"}
-    project = await _finished_project(db, simulator, ["waits"])
+    project = await _finished_project(db, simulator, [J.waits])
 
     with caplog.at_level(logging.ERROR, logger="reconciler.archive.worker"):
         async with run_app(env) as app:
             worker = app.services.archive
             assert worker is not None
             await wait_until(lambda: worker.trouble is not None, timeout=60)
-            await _wait_for_states(db, {"waits": "queued"})
+            await _wait_for_states(db, {J.waits: "queued"})
             storage.add_bucket("not-yet")
-            await _wait_for_states(db, {"waits": "archived"})
+            await _wait_for_states(db, {J.waits: "archived"})
 
     paused = [r.getMessage() for r in caplog.records if "archiving paused" in r.getMessage()]
     assert len(paused) == 1
     assert "not-yet" in paused[0]
     assert "\n" not in paused[0]
-    assert (await clips_of(db, project))["waits"].startswith(storage.url)
+    assert (await clips_of(db, project))[J.waits].startswith(storage.url)
