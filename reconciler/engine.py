@@ -374,6 +374,16 @@ class Engine:
                 self._policy.max_pending_per_project,
             )
 
+    async def _try_announcing_limits(self) -> bool:
+        """Whether the limit was written; a failure never holds back the drain itself."""
+        try:
+            await self.announce_limits()
+        except Exception as error:
+            self.stats.errors += 1
+            log.warning("could not write the per-project limit, trying again: %s", error)
+            return False
+        return True
+
     async def drain_once(self) -> int:
         """Reconcile the projects the outbox names, batch after batch, until it is empty (or
         holds only rows other replicas are draining); returns how many rows were taken."""
@@ -403,10 +413,9 @@ class Engine:
         the value the database holds (the last one written, else its default) applies."""
         announced = False
         while True:
+            if not announced:
+                announced = await self._try_announcing_limits()
             try:
-                if not announced:
-                    await self.announce_limits()
-                    announced = True
                 await self.drain_once()
             except (StoreUnavailable, StoreRejected) as error:
                 self.stats.errors += 1

@@ -4,6 +4,7 @@ drain, a webhook's drain, sweeps, the resync, a user's check) then applies the s
 
 from __future__ import annotations
 
+from reconciler.ports import StoreRejected
 from tests.fakes.engines import EngineWorld
 from tests.job_ids import J
 from tests.waiting import wait_until
@@ -29,3 +30,27 @@ async def test_the_limit_is_written_at_start_and_applied_to_the_apps_writes() ->
 
     assert set(await world.inspect.job_states(keys)) == set(keys[:2])
     assert list(await world.inspect.untracked_reasons(project)) == [keys[2]]
+
+
+async def test_a_limit_the_database_refuses_never_holds_back_the_drain() -> None:
+    world = EngineWorld()
+    refusals = 0
+
+    async def refuse(max_pending_per_project: int) -> int:
+        nonlocal refusals
+        refusals += 1
+        raise StoreRejected("function reconciler_set_tracking_limits does not exist")
+
+    world.store.set_tracking_limits = refuse  # type: ignore[method-assign]
+    engine = world.engine()
+    world.store.app.insert({J.drained_anyway: "pending"})
+    engine.start()
+    try:
+        await wait_until(lambda: world.store.calls["drain_changes"] >= 1)
+        await wait_until(lambda: bool(world.store.state.jobs))
+        world.clock.advance(world.policy.poll_interval_seconds * 2)
+        await wait_until(lambda: refusals >= 2)  # tried again at the next interval
+    finally:
+        await engine.stop()
+
+    assert engine.stats.errors >= 2
