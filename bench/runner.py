@@ -27,6 +27,7 @@ from bench import (
     w7_sweep_cost,
     w8_archive,
     w9_status,
+    w10_fair_polls,
     w11_user_check_bounds,
 )
 from bench.context import BenchContext
@@ -47,6 +48,7 @@ WORKLOADS: dict[str, Workload] = {
     "W7": w7_sweep_cost.run,
     "W8": w8_archive.run,
     "W9": w9_status.run,
+    "W10": w10_fair_polls.run,
     "W11": w11_user_check_bounds.run,
 }
 T = TypeVar("T")

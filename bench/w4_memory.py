@@ -27,7 +27,7 @@ _SETTLE_SECONDS = 2.0
 BULK_SQL = """
 insert into public.projects (id, clips)
 select gen_random_uuid(),
-       (select jsonb_object_agg(md5(p.i::text || ':' || c.j::text), 'pending')
+       (select jsonb_object_agg(md5(p.i::text || ':' || c.j::text)::uuid::text, 'pending')
           from generate_series(1, $2) as c(j))
   from generate_series(1, $1) as p(i)
 """

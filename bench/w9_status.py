@@ -39,12 +39,13 @@ REPLICAS = 3
 SETTLED_HISTORY = 20_000
 TARGET_LOW, TARGET_HIGH = 0.8, 1.2
 
+# Job ids are UUIDs (the jobs table admits nothing else), made from md5 of a name.
 # $1 unsettled jobs, JOBS_PER_PROJECT per project, first seen evenly over the last 8 hours.
 UNSETTLED_SQL = """
 insert into reconciler.jobs (project_id, job_id, first_seen_at, next_check_at, attempts,
                              last_error)
 select ('00000000-0000-4000-8000-' || lpad(to_hex(i / $2), 12, '0'))::uuid,
-       'job-' || i,
+       md5('job-' || i)::uuid::text,
        now() - make_interval(secs => 8 * 3600.0 * i / $1),
        now() + interval '1 minute', i % 7,
        case when i % 3 = 0 then 'Runware: still processing' end
@@ -56,7 +57,7 @@ FIXED_STATE_SQL = (
 insert into reconciler.jobs (project_id, job_id, first_seen_at, next_check_at, attempts,
                              settled_at, outcome)
 select ('10000000-0000-4000-8000-' || lpad(to_hex(i / 20), 12, '0'))::uuid,
-       'settled-' || i, now() - interval '3 days', now() - interval '3 days', 3,
+       md5('settled-' || i)::uuid::text, now() - interval '3 days', now() - interval '3 days', 3,
        now() - interval '2 days', 'https://vm.runware.ai/video/' || i || '.mp4'
   from generate_series(0, $1 - 1) as g(i)
 """,
@@ -64,14 +65,14 @@ select ('10000000-0000-4000-8000-' || lpad(to_hex(i / 20), 12, '0'))::uuid,
 insert into reconciler.jobs (project_id, job_id, first_seen_at, next_check_at, attempts,
                              settled_at, outcome, last_error)
 select ('20000000-0000-4000-8000-' || lpad(to_hex(i / 20), 12, '0'))::uuid,
-       'failed-' || i, now() - interval '5 hours', now(), 9,
+       md5('failed-' || i)::uuid::text, now() - interval '5 hours', now(), 9,
        now() - make_interval(secs => 20 * 3600.0 * i / $1), 'failed',
        'Runware: reason number ' || (i % 10)
   from generate_series(0, $1 - 1) as g(i)
 """,
     """
 insert into reconciler.parked_results (job_id, result)
-select 'parked-' || i, 'failed' from generate_series(0, $1 - 1) as g(i)
+select md5('parked-' || i)::uuid::text, 'failed' from generate_series(0, $1 - 1) as g(i)
 """,
 )
 

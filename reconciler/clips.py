@@ -26,9 +26,16 @@ OUR_SIDE_CODES = frozenset({"invalidApiKey", "insufficientCredits", "rateLimitEx
 
 DEFAULT_ALLOWED_URL_HOSTS = ("vm.runware.ai", "im.runware.ai")
 
-# Runware task ids are UUIDs (36 characters); a longer key cannot be one. The SQL core applies
-# the same bound (reconciler.is_trackable) so that no key overflows an index entry.
-MAX_JOB_ID_LENGTH = 255
+# Runware task ids are UUIDs: a clip key is tracked only in the canonical text form, 8-4-4-4-12
+# hexadecimal digits. Either case is accepted (a UUID's digits are case-insensitive) and the key
+# is kept as written, never normalised: it must match the clip key and Runware's answer
+# verbatim. The SQL core applies the same rule (reconciler.is_trackable); any other key is
+# recorded as not tracked and never sent to Runware, where one malformed id in a batch could
+# cost every other project's jobs in it their check.
+_TASK_ID = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
+NOT_A_TASK_ID = "job id is not a Runware task id (a UUID); it is not tracked"
 
 
 # --- What Runware says about one task -------------------------------------------------------
@@ -97,14 +104,21 @@ def status_from_error(code: str | None, message: str | None) -> Failed | Unknown
 
 
 def is_trackable(job_id: str) -> bool:
-    """Whether a clip key can be a Runware task id, and so be tracked and polled."""
-    return 0 < len(job_id) <= MAX_JOB_ID_LENGTH
+    """Whether a clip key can be a Runware task id (a UUID), and so be tracked and polled."""
+    return _TASK_ID.fullmatch(job_id) is not None
 
 
 def untrackable_reason(job_id: str) -> str:
+    """Why a key that `is_trackable` refuses is not tracked (SQL: reconciler.untrackable_reason)."""
+    return NOT_A_TASK_ID
+
+
+def over_limit_reason(limit: int) -> str:
+    """Why a pending key beyond RECONCILER_MAX_PENDING_PER_PROJECT is not tracked (SQL:
+    reconciler.over_limit_reason)."""
     return (
-        f"job id of {len(job_id)} characters is too long to be a Runware task id"
-        f" (at most {MAX_JOB_ID_LENGTH}); it is not tracked"
+        f"project has more than {limit} pending jobs (RECONCILER_MAX_PENDING_PER_PROJECT);"
+        " it is not tracked"
     )
 
 

@@ -476,6 +476,18 @@ class Settings(BaseSettings):
         minimum=0.01,
     )
     claim_batch: int = _whole("RECONCILER_CLAIM_BATCH", 200, "due jobs claimed per poll round")
+    claim_per_project: int = _whole(
+        "RECONCILER_CLAIM_PER_PROJECT",
+        50,
+        "at most this many of one project's due jobs per poll round; a round takes every"
+        " project's oldest due job first, so one project's backlog never delays another's",
+    )
+    max_pending_per_project: int = _whole(
+        "RECONCILER_MAX_PENDING_PER_PROJECT",
+        1000,
+        "pending jobs tracked per project; keys beyond it are recorded as not tracked (with"
+        " the reason, counted in `reconciler_untrackable_clips`) until its jobs settle",
+    )
     lease_seconds: float = _seconds(
         "RECONCILER_LEASE_SECONDS",
         60.0,

@@ -26,7 +26,7 @@ import random
 import socket
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -66,6 +66,10 @@ class EnginePolicy:
     workers: int = DEFAULTS.workers
     poll_interval_seconds: float = DEFAULTS.poll_interval_seconds
     claim_batch: int = DEFAULTS.claim_batch
+    # Fairness across projects: at most this many of one project's due jobs per round.
+    claim_per_project: int = DEFAULTS.claim_per_project
+    # Unsettled jobs tracked per project; written to the database by `announce_limits`.
+    max_pending_per_project: int = DEFAULTS.max_pending_per_project
     lease_seconds: float = DEFAULTS.lease_seconds
     sweep_on_start: bool = DEFAULTS.sweep_on_start
     sweep_interval_seconds: float = DEFAULTS.sweep_interval_seconds  # 0: no periodic sweep
@@ -151,6 +155,7 @@ class Engine:
         # The most recent projects skipped with their reasons (the metric counts them all).
         self.recent_skips: deque[SkippedProject] = deque(maxlen=_RECENT_SKIPS_KEPT)
         self._wake_poller = asyncio.Event()
+        self._more_due = False
         self._wake_drainer = asyncio.Event()
         self._sweep_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -236,7 +241,16 @@ class Engine:
         policy = self._policy
         started = time.perf_counter()
         jobs = await self._store.claim_due_jobs(
-            self.owner, policy.claim_batch, policy.lease_seconds
+            self.owner,
+            policy.claim_batch,
+            policy.lease_seconds,
+            per_project=policy.claim_per_project,
+        )
+        # A full batch, or a project that gave all it may give in one round: more may be due
+        # right now, so the poller goes again without waiting.
+        per_project = Counter(job.project_id for job in jobs)
+        self._more_due = len(jobs) >= policy.claim_batch or any(
+            n >= policy.claim_per_project for n in per_project.values()
         )
         if not jobs:
             return 0  # not a round: timing idle checks would drown the rounds that did work
@@ -339,7 +353,7 @@ class Engine:
                 self.stats.errors += 1
                 log.exception("poll round failed")
                 claimed = 0
-            if claimed >= self._policy.claim_batch:
+            if claimed and self._more_due:
                 continue  # more may be due right now
             interval = self._policy.poll_interval_seconds * (0.75 + self._rng.random() / 2)
             await wait_or_timeout(self._clock, self._wake_poller, interval)
@@ -347,16 +361,40 @@ class Engine:
 
     # --- Draining what the app changed ---------------------------------------------------------
 
+    async def announce_limits(self) -> None:
+        """Write the per-project tracking limit where SQL reads it (every path that tracks
+        jobs, webhooks' drains included, goes through one SQL function); logs how many
+        clips are over it."""
+        over = await self._store.set_tracking_limits(self._policy.max_pending_per_project)
+        if over:
+            log.warning(
+                "%d pending clips are not tracked: their project has more than %d pending jobs"
+                " (RECONCILER_MAX_PENDING_PER_PROJECT)",
+                over,
+                self._policy.max_pending_per_project,
+            )
+
+    async def _try_announcing_limits(self) -> bool:
+        """Whether the limit was written; a failure never holds back the drain itself."""
+        try:
+            await self.announce_limits()
+        except Exception as error:
+            self.stats.errors += 1
+            log.warning("could not write the per-project limit, trying again: %s", error)
+            return False
+        return True
+
     async def drain_once(self) -> int:
         """Reconcile the projects the outbox names, batch after batch, until it is empty (or
         holds only rows other replicas are draining); returns how many rows were taken."""
         policy = self._policy
         taken = 0
         while True:
+            # The app's own writes are first due after the first-check delay, no spread: they
+            # arrive spread out already, and the global Runware rate cap bounds any burst. The
+            # spread is for what a sweep or resync discovers at once (after a restart).
             outcome = await self._store.drain_changes(
-                policy.drain_batch,
-                self._check_policy.first_check_delay_seconds,
-                policy.sweep_spread_seconds,
+                policy.drain_batch, self._check_policy.first_check_delay_seconds, 0.0
             )
             taken += outcome.rows
             for project_id, reason in outcome.refused.items():
@@ -370,8 +408,13 @@ class Engine:
 
     async def _drainer(self) -> None:
         """The app's changes arrive through the outbox its own transactions wrote (I5): looked
-        at every poll interval, which costs one empty read when nothing changed."""
+        at every poll interval, which costs one empty read when nothing changed. The limit
+        is written first (tried again each interval until the database takes it); until then
+        the value the database holds (the last one written, else its default) applies."""
+        announced = False
         while True:
+            if not announced:
+                announced = await self._try_announcing_limits()
             try:
                 await self.drain_once()
             except (StoreUnavailable, StoreRejected) as error:

@@ -79,6 +79,10 @@ class WebhookIngestor:
         for job_id in claimed.keys() - trackable.keys():
             # Named by its first characters in the answer: the id may be 256 KiB long.
             report.rejected[job_id[:64]] = untrackable_reason(job_id)
+            # Logged as a refused URL is (escaped by the log formatters), at most 255 characters.
+            shown = job_id[:255]
+            with log_context(job_id=shown):
+                log.warning("webhook for job %s not written: %s", shown, untrackable_reason(job_id))
         if not trackable:
             return report
         statuses = await self._confirmed(trackable) if self._confirm else trackable

@@ -54,8 +54,8 @@ class ProjectSnapshot:
     clips: dict[str, Any]
     applied_parked: dict[str, str]
     pending_jobs: dict[str, TrackedJob]
-    # Pending keys too long to be a Runware task id: never tracked nor polled. Named by their
-    # first characters (the key may be a megabyte), with their length.
+    # Pending keys that are not a Runware task id (a UUID): never tracked nor polled. Named by
+    # their first characters (the key may be a megabyte), with their length.
     untrackable: dict[str, int] = field(default_factory=dict)
 
 
@@ -177,7 +177,8 @@ class ResyncPage:
 @dataclass(frozen=True, slots=True)
 class PendingStats:
     """Tracked jobs not yet settled, and how long the oldest has waited (0 when none);
-    pending clips that cannot be tracked; outbox rows not drained yet."""
+    pending clips not tracked (not a task id, or over the per-project limit); outbox rows not
+    drained yet."""
 
     pending: int
     oldest_age_seconds: float
@@ -253,8 +254,17 @@ class Store(Protocol):
         ...
 
     async def claim_due_jobs(
-        self, owner: str, limit: int, lease_seconds: float
-    ) -> list[TrackedJob]: ...
+        self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
+    ) -> list[TrackedJob]:
+        """Up to `limit` due jobs, leased to `owner`, taken fairly across projects: each
+        project's oldest due job first, then each project's next, at most `per_project` from
+        one project (None: no cap beyond `limit`)."""
+        ...
+
+    async def set_tracking_limits(self, max_pending_per_project: int) -> int:
+        """How many unsettled jobs one project may have tracked (the rest of its pending keys
+        are recorded as not tracked, with the reason); returns how many clips are over it."""
+        ...
 
     async def finish_round(self, owner: str, outcomes: Sequence[PollOutcome]) -> RoundOutcome:
         """A poll round's whole outcome in one call: results, reasons, next checks, leases."""

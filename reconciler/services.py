@@ -89,6 +89,8 @@ def engine_policy(settings: Settings) -> EnginePolicy:
         workers=settings.workers,
         poll_interval_seconds=settings.poll_interval_seconds,
         claim_batch=settings.claim_batch,
+        claim_per_project=settings.claim_per_project,
+        max_pending_per_project=settings.max_pending_per_project,
         lease_seconds=settings.lease_seconds,
         sweep_on_start=settings.sweep_on_start,
         sweep_interval_seconds=settings.sweep_interval_seconds,

@@ -19,8 +19,10 @@ import asyncpg
 import pytest
 
 from reconciler.callers import UserCaller
+from reconciler.clips import over_limit_reason, untrackable_reason
 from reconciler.ports import PendingStats, PollOutcome, Store, StoreRejected
 from tests.fakes.memory_store import MemoryStore
+from tests.job_ids import J
 from tests.projects import clips_of, new_project, row_version
 from tests.standins.postgrest import make_key
 
@@ -81,6 +83,14 @@ class StoreHarness(Protocol):
     async def backdate_settled(self, job_id: str, seconds: float) -> None: ...
 
     async def backdate_parked(self, job_id: str, seconds: float) -> None: ...
+
+    async def backdate_due(self, job_ids: Sequence[str], seconds: float) -> None:
+        """Make these jobs due `seconds` ago (a backlog of overdue checks)."""
+        ...
+
+    async def untracked_reasons(self, project_id: UUID) -> dict[str, str]:
+        """Pending clips recorded as not tracked: {first 64 characters of the key: reason}."""
+        ...
 
 
 # --- The harnesses --------------------------------------------------------------------------------
@@ -193,6 +203,21 @@ class PostgresHarness:
             seconds,
         )
 
+    async def backdate_due(self, job_ids: Sequence[str], seconds: float) -> None:
+        await self._db.execute(
+            "update reconciler.jobs set next_check_at = now() - make_interval(secs => $2)"
+            " where job_id = any($1::text[])",
+            list(job_ids),
+            seconds,
+        )
+
+    async def untracked_reasons(self, project_id: UUID) -> dict[str, str]:
+        rows = await self._db.fetch(
+            "select key_prefix, last_error from reconciler.untrackable_clips where project_id = $1",
+            project_id,
+        )
+        return {row["key_prefix"]: row["last_error"] for row in rows}
+
 
 class MemoryHarness:
     """The in-memory store, looked at through its dicts."""
@@ -262,6 +287,18 @@ class MemoryHarness:
     async def backdate_parked(self, job_id: str, seconds: float) -> None:
         self._store.state.parked[job_id].received_at = self._now() - seconds
 
+    async def backdate_due(self, job_ids: Sequence[str], seconds: float) -> None:
+        for row in self._store.state.jobs.values():
+            if row.job_id in job_ids:
+                row.next_check_at = self._now() - seconds
+
+    async def untracked_reasons(self, project_id: UUID) -> dict[str, str]:
+        return {
+            row.key_prefix: row.last_error
+            for (project, _), row in self._store.state.untrackable.items()
+            if project == project_id
+        }
+
 
 # --- The suite ------------------------------------------------------------------------------------
 
@@ -273,40 +310,40 @@ class StoreConformance:
         assert await harness.store.sync_project(uuid4(), 0) is None
 
     async def test_read_project_tracks_pending_jobs(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending", "j2": URL_A, "j3": "failed"})
+        project = await harness.new_project({J.j1: "pending", J.j2: URL_A, J.j3: "failed"})
 
         snapshot = await harness.store.sync_project(project, 60)
 
         assert snapshot is not None
-        assert snapshot.clips == {"j1": "pending", "j2": URL_A, "j3": "failed"}
-        assert set(snapshot.pending_jobs) == {"j1"}
-        assert snapshot.pending_jobs["j1"].attempts == 0
-        states = await harness.job_states(["j1"])
-        assert states["j1"].project_id == project
-        assert 55 < states["j1"].next_check_in_seconds <= 60
+        assert snapshot.clips == {J.j1: "pending", J.j2: URL_A, J.j3: "failed"}
+        assert set(snapshot.pending_jobs) == {J.j1}
+        assert snapshot.pending_jobs[J.j1].attempts == 0
+        states = await harness.job_states([J.j1])
+        assert states[J.j1].project_id == project
+        assert 55 < states[J.j1].next_check_in_seconds <= 60
 
     async def test_apply_results_moves_only_pending(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending", "j2": "pending", "j3": URL_A})
+        project = await harness.new_project({J.j1: "pending", J.j2: "pending", J.j3: URL_A})
 
         outcome = await harness.store.apply_results(
-            project, {"j1": URL_B, "j3": URL_B, "j2": "failed"}
+            project, {J.j1: URL_B, J.j3: URL_B, J.j2: "failed"}
         )
 
         assert outcome.found
-        assert outcome.changed == {"j1": URL_B, "j2": "failed"}
-        assert outcome.clips == {"j1": URL_B, "j2": "failed", "j3": URL_A}
+        assert outcome.changed == {J.j1: URL_B, J.j2: "failed"}
+        assert outcome.clips == {J.j1: URL_B, J.j2: "failed", J.j3: URL_A}
         assert await harness.clips_of(project) == outcome.clips
 
     async def test_apply_results_unknown_project(self, harness: StoreHarness) -> None:
-        outcome = await harness.store.apply_results(uuid4(), {"j1": URL_A})
+        outcome = await harness.store.apply_results(uuid4(), {J.j1: URL_A})
         assert not outcome.found
         assert outcome.changed == {}
 
     async def test_apply_results_without_change_does_not_write(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": URL_A, "j2": "pending"})
+        project = await harness.new_project({J.j1: URL_A, J.j2: "pending"})
         before = await harness.row_version(project)
 
-        outcome = await harness.store.apply_results(project, {"j1": URL_B, "gone": "failed"})
+        outcome = await harness.store.apply_results(project, {J.j1: URL_B, J.gone: "failed"})
 
         assert outcome.changed == {}
         assert await harness.row_version(project) == before
@@ -314,11 +351,11 @@ class StoreConformance:
     @pytest.mark.parametrize(
         "results",
         [
-            {"j1": "pending"},
-            {"j1": ""},
-            {"j1": 42},
-            {"j1": None},
-            {"j1": {"url": URL_A}},
+            {J.j1: "pending"},
+            {J.j1: ""},
+            {J.j1: 42},
+            {J.j1: None},
+            {J.j1: {"url": URL_A}},
             {"": URL_A},
         ],
         ids=["pending", "empty", "number", "null", "object", "empty-key"],
@@ -326,7 +363,7 @@ class StoreConformance:
     async def test_apply_results_rejects_bad_input_and_writes_nothing(
         self, harness: StoreHarness, results: dict[str, object]
     ) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         before = await harness.row_version(project)
 
         with pytest.raises(StoreRejected):
@@ -337,16 +374,16 @@ class StoreConformance:
     async def test_read_without_tracking_then_track_only_what_is_still_pending(
         self, harness: StoreHarness
     ) -> None:
-        project = await harness.new_project({"j1": "pending", "j2": "pending", "j3": URL_A})
+        project = await harness.new_project({J.j1: "pending", J.j2: "pending", J.j3: URL_A})
 
         snapshot = await harness.store.sync_project(project, 0, track=False)
-        untracked = await harness.job_states(["j1", "j2"])
-        await harness.store.track_jobs(project, ["j2", "j3", "not-in-project"], 60)
+        untracked = await harness.job_states([J.j1, J.j2])
+        await harness.store.track_jobs(project, [J.j2, J.j3, J.not_in_project], 60)
 
         assert snapshot is not None
         assert snapshot.pending_jobs == {}
         assert untracked == {}
-        assert set(await harness.job_states(["j1", "j2", "j3", "not-in-project"])) == {"j2"}
+        assert set(await harness.job_states([J.j1, J.j2, J.j3, J.not_in_project])) == {J.j2}
 
     async def test_check_read_of_an_unknown_project_is_none(self, harness: StoreHarness) -> None:
         assert await harness.store.read_for_check(uuid4(), 0, 10, 1000) is None
@@ -434,71 +471,71 @@ class StoreConformance:
         assert (await harness.clips_of(project))[settles] == URL_B
 
     async def test_drain_tracks_what_the_app_added(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"job-x": "pending", "done": URL_A})
-        await harness.add_clips(project, {"job-y": "pending"})
+        project = await harness.new_project({J.job_x: "pending", J.done: URL_A})
+        await harness.add_clips(project, {J.job_y: "pending"})
         assert await harness.outbox_rows() == 2
 
         drained = await harness.store.drain_changes(100, 0, 0)
 
         assert (drained.rows, drained.projects, drained.refused) == (2, 1, {})
-        states = await harness.job_states(["job-x", "job-y", "done"])
-        assert set(states) == {"job-x", "job-y"}
+        states = await harness.job_states([J.job_x, J.job_y, J.done])
+        assert set(states) == {J.job_x, J.job_y}
         assert {s.project_id for s in states.values()} == {project}
         assert await harness.outbox_rows() == 0
         assert (await harness.store.drain_changes(100, 0, 0)).rows == 0
 
     async def test_our_own_writes_leave_no_outbox_row(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.drain_changes(100, 0, 0)
 
-        await harness.store.apply_results(project, {"j1": URL_A})
+        await harness.store.apply_results(project, {J.j1: URL_A})
 
         assert await harness.outbox_rows() == 0
 
     async def test_ingest_applies_to_the_project_holding_the_job(
         self, harness: StoreHarness
     ) -> None:
-        project = await harness.new_project({"j1": "pending", "j2": "pending"})
+        project = await harness.new_project({J.j1: "pending", J.j2: "pending"})
 
-        first = await harness.store.ingest_result("j1", URL_A, None, 0)
-        again = await harness.store.ingest_result("j1", URL_B, None, 0)
+        first = await harness.store.ingest_result(J.j1, URL_A, None, 0)
+        again = await harness.store.ingest_result(J.j1, URL_B, None, 0)
 
         assert (first.kind, first.project_ids) == ("applied", (project,))
         assert (again.kind, again.project_ids) == ("duplicate", ())
-        assert await harness.clips_of(project) == {"j1": URL_A, "j2": "pending"}
+        assert await harness.clips_of(project) == {J.j1: URL_A, J.j2: "pending"}
 
     async def test_ingest_parks_then_read_applies(self, harness: StoreHarness) -> None:
         await harness.store.drain_changes(100, 0, 0)
-        parked = await harness.store.ingest_result("early", URL_A, None, 0)
-        duplicate = await harness.store.ingest_result("early", URL_B, None, 0)
-        project = await harness.new_project({"early": "pending", "other": "pending"})
+        parked = await harness.store.ingest_result(J.early, URL_A, None, 0)
+        duplicate = await harness.store.ingest_result(J.early, URL_B, None, 0)
+        project = await harness.new_project({J.early: "pending", J.other: "pending"})
 
         snapshot = await harness.store.sync_project(project, 0)
 
         assert parked.kind == "parked"
         assert duplicate.kind == "duplicate"
         assert snapshot is not None
-        assert snapshot.applied_parked == {"early": URL_A}
-        assert snapshot.clips == {"early": URL_A, "other": "pending"}
-        assert set(snapshot.pending_jobs) == {"other"}
+        assert snapshot.applied_parked == {J.early: URL_A}
+        assert snapshot.clips == {J.early: URL_A, J.other: "pending"}
+        assert set(snapshot.pending_jobs) == {J.other}
         # Kept until retention: another project may get the same job id later.
-        assert await harness.parked_results() == {"early": URL_A}
+        assert await harness.parked_results() == {J.early: URL_A}
 
     async def test_ingest_rejects_bad_input(self, harness: StoreHarness) -> None:
         with pytest.raises(StoreRejected):
-            await harness.store.ingest_result("j1", "pending", None, 0)
+            await harness.store.ingest_result(J.j1, "pending", None, 0)
         assert await harness.parked_results() == {}
 
     async def test_claim_record_and_leases(self, harness: StoreHarness) -> None:
         store = harness.store
-        project = await harness.new_project({"j1": "pending", "j2": "pending", "j3": "pending"})
+        project = await harness.new_project({J.j1: "pending", J.j2: "pending", J.j3: "pending"})
         await store.sync_project(project, 0)
 
         mine = await store.claim_due_jobs("replica-a", 2, 30)
         theirs = await store.claim_due_jobs("replica-b", 10, 30)
 
         assert len(mine) == 2
-        assert {j.job_id for j in theirs} == {"j1", "j2", "j3"} - {j.job_id for j in mine}
+        assert {j.job_id for j in theirs} == {J.j1, J.j2, J.j3} - {j.job_id for j in mine}
         assert all(j.project_id == project for j in mine + theirs)
         assert await store.claim_due_jobs("replica-c", 10, 30) == []
 
@@ -522,29 +559,31 @@ class StoreConformance:
         assert [j.job_id for j in again] == [released]
 
     async def test_expired_lease_is_taken_over(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.sync_project(project, 0)
         assert len(await harness.store.claim_due_jobs("crashed", 10, 30)) == 1
         await harness.expire_leases()
 
         taken = await harness.store.claim_due_jobs("survivor", 10, 30)
 
-        assert [j.job_id for j in taken] == ["j1"]
-        assert (await harness.job_states(["j1"]))["j1"].lease_owner == "survivor"
+        assert [j.job_id for j in taken] == [J.j1]
+        assert (await harness.job_states([J.j1]))[J.j1].lease_owner == "survivor"
 
     async def test_settled_jobs_are_not_claimed(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending", "j2": "pending"})
+        project = await harness.new_project({J.j1: "pending", J.j2: "pending"})
         await harness.store.sync_project(project, 0)
-        await harness.store.apply_results(project, {"j1": URL_A})
+        await harness.store.apply_results(project, {J.j1: URL_A})
 
         claimed = await harness.store.claim_due_jobs("r", 10, 30)
 
-        assert [j.job_id for j in claimed] == ["j2"]
-        assert (await harness.job_states(["j1"]))["j1"].settled
+        assert [j.job_id for j in claimed] == [J.j2]
+        assert (await harness.job_states([J.j1]))[J.j1].settled
 
     async def test_projects_with_pending_pages_in_id_order(self, harness: StoreHarness) -> None:
-        with_pending = sorted([await harness.new_project({f"p{i}": "pending"}) for i in range(5)])
-        await harness.new_project({"done": URL_A})
+        with_pending = sorted(
+            [await harness.new_project({J.named(f"p{i}"): "pending"}) for i in range(5)]
+        )
+        await harness.new_project({J.done: URL_A})
         await harness.new_project({})
         await harness.store.drain_changes(100, 0, 0)
 
@@ -561,7 +600,7 @@ class StoreConformance:
         self, harness: StoreHarness
     ) -> None:
         """A restart over many untracked jobs must not make them all due at the same instant."""
-        jobs = [f"spread-{i}" for i in range(60)]
+        jobs = [J.named(f"spread-{i}") for i in range(60)]
         project = await harness.new_project(dict.fromkeys(jobs, "pending"))
 
         await harness.store.sync_project(project, 10, 100)
@@ -573,105 +612,179 @@ class StoreConformance:
 
     async def test_purge_forgets_only_what_is_past_retention(self, harness: StoreHarness) -> None:
         store = harness.store
-        project = await harness.new_project({"old": "pending", "new": "pending", "open": "pending"})
+        project = await harness.new_project({J.old: "pending", J.new: "pending", J.open: "pending"})
         await store.sync_project(project, 0)
-        await store.apply_results(project, {"old": URL_A, "new": URL_B})
-        await store.ingest_result("orphan-old", URL_A, None, 0)
-        await store.ingest_result("orphan-new", URL_B, None, 0)
-        await harness.backdate_settled("old", 8 * 86400)
-        await harness.backdate_parked("orphan-old", 8 * 86400)
+        await store.apply_results(project, {J.old: URL_A, J.new: URL_B})
+        await store.ingest_result(J.orphan_old, URL_A, None, 0)
+        await store.ingest_result(J.orphan_new, URL_B, None, 0)
+        await harness.backdate_settled(J.old, 8 * 86400)
+        await harness.backdate_parked(J.orphan_old, 8 * 86400)
 
         purged = await store.purge(7 * 86400, 100)
 
         assert purged == (1, 1)
-        assert set(await harness.job_states(["old", "new", "open"])) == {"new", "open"}
-        assert await harness.parked_results() == {"orphan-new": URL_B}
+        assert set(await harness.job_states([J.old, J.new, J.open])) == {J.new, J.open}
+        assert await harness.parked_results() == {J.orphan_new: URL_B}
         assert await store.purge(7 * 86400, 100) == (0, 0)
 
     # --- Beyond the original suite: each case pins a rule of the SQL the fake must follow ---
 
     async def test_jobs_not_yet_due_are_not_claimed(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.sync_project(project, 60)
 
         assert await harness.store.claim_due_jobs("r", 10, 30) == []
 
-    async def test_keys_too_long_for_a_task_id_are_reported_never_tracked(
+    async def test_keys_that_are_not_task_ids_are_reported_never_tracked(
         self, harness: StoreHarness
     ) -> None:
         long_key = "k" * 300
-        project = await harness.new_project({long_key: "pending", "short": "pending"})
+        upper = J.upper.upper()  # a UUID in capitals is still one
+        project = await harness.new_project(
+            {long_key: "pending", "job-1": "pending", J.short: "pending", upper: "pending"}
+        )
 
         snapshot = await harness.store.sync_project(project, 0)
         stats = await harness.store.pending_stats()
 
         assert snapshot is not None
-        assert snapshot.untrackable == {long_key[:64]: 300}
-        assert set(snapshot.pending_jobs) == {"short"}
-        assert (stats.pending, stats.untrackable) == (1, 1)
+        assert snapshot.untrackable == {long_key[:64]: 300, "job-1": 5}
+        assert set(snapshot.pending_jobs) == {J.short, upper}
+        assert (stats.pending, stats.untrackable) == (2, 2)
+        assert await harness.untracked_reasons(project) == {
+            "job-1": untrackable_reason("job-1"),
+            long_key[:64]: untrackable_reason(long_key),
+        }
+        assert await harness.store.claim_due_jobs("r", 10, 30) != []
         with pytest.raises(StoreRejected):
             await harness.store.ingest_result(long_key, URL_A, None, 0)
+        with pytest.raises(StoreRejected):
+            await harness.store.ingest_result("job-1", URL_A, None, 0)
 
-        await harness.add_clips(project, {long_key: "failed"})  # the app resolves it itself
+        # the app resolves them itself
+        await harness.add_clips(project, {long_key: "failed", "job-1": "failed"})
         await harness.store.drain_changes(100, 0, 0)
         assert (await harness.store.pending_stats()).untrackable == 0
+
+    async def test_pending_keys_beyond_the_project_limit_are_reported_until_room_is_made(
+        self, harness: StoreHarness
+    ) -> None:
+        assert await harness.store.set_tracking_limits(2) == 0
+        keys = sorted([J.over_a, J.over_b, J.over_c])
+        project = await harness.new_project(dict.fromkeys(keys, "pending"))
+        other = await harness.new_project({J.elsewhere: "pending"})  # the limit is per project
+
+        await harness.store.drain_changes(100, 0, 0)
+
+        # In key order: the same keys are tracked whichever call gets there first.
+        tracked = await harness.job_states([*keys, J.elsewhere])
+        assert set(tracked) == {keys[0], keys[1], J.elsewhere}
+        assert tracked[J.elsewhere].project_id == other
+        assert await harness.untracked_reasons(project) == {keys[2]: over_limit_reason(2)}
+        assert (await harness.store.pending_stats()).untrackable == 1
+        assert await harness.store.set_tracking_limits(2) == 1
+
+        # A check of the project asks to track it again: still over the limit.
+        await harness.store.track_jobs(project, [keys[2]], 0)
+        assert set(await harness.job_states([keys[2]])) == set()
+
+        await harness.store.apply_results(project, {keys[0]: URL_A})  # room for one
+        await harness.store.sync_project(project, 0)
+
+        assert set(await harness.job_states(keys)) == set(keys)
+        assert await harness.untracked_reasons(project) == {}
+        assert (await harness.store.pending_stats()).untrackable == 0
+
+    async def test_a_raised_limit_tracks_the_rest_at_the_next_reconcile(
+        self, harness: StoreHarness
+    ) -> None:
+        await harness.store.set_tracking_limits(1)
+        keys = sorted([J.raise_a, J.raise_b])
+        project = await harness.new_project(dict.fromkeys(keys, "pending"))
+        await harness.store.sync_project(project, 0)
+        assert set(await harness.job_states(keys)) == {keys[0]}
+
+        await harness.store.set_tracking_limits(1000)
+        await harness.store.sync_project(project, 0)
+
+        assert set(await harness.job_states(keys)) == set(keys)
+        assert (await harness.store.pending_stats()).untrackable == 0
+        with pytest.raises(StoreRejected):
+            await harness.store.set_tracking_limits(0)
+
+    async def test_a_claim_takes_each_projects_oldest_due_job_first(
+        self, harness: StoreHarness
+    ) -> None:
+        busy_keys = [J.named(f"busy-{i}") for i in range(6)]
+        busy = await harness.new_project(dict.fromkeys(busy_keys, "pending"))
+        await harness.store.sync_project(busy, 0)
+        await harness.backdate_due(busy_keys, 3600)  # long overdue, a backlog
+        lone = await harness.new_project({J.lone: "pending"})
+        await harness.store.sync_project(lone, 0)
+
+        first = await harness.store.claim_due_jobs("r", 3, 30)
+        capped = await harness.store.claim_due_jobs("s", 10, 30, per_project=2)
+
+        assert J.lone in {j.job_id for j in first}
+        assert [j.project_id for j in first].count(busy) == 2
+        assert [j.project_id for j in capped] == [busy, busy]
 
     async def test_pending_stats_count_unsettled_jobs_and_waiting_changes(
         self, harness: StoreHarness
     ) -> None:
         assert await harness.store.pending_stats() == PendingStats(0, 0.0, 0, 0)
-        tracked = await harness.new_project({"j1": "pending", "j2": "pending", "j3": URL_A})
+        tracked = await harness.new_project({J.j1: "pending", J.j2: "pending", J.j3: URL_A})
         await harness.store.drain_changes(100, 0, 0)
-        await harness.new_project({"later": "pending"})
+        await harness.new_project({J.later: "pending"})
 
         stats = await harness.store.pending_stats()
 
         assert (stats.pending, stats.untrackable, stats.changes_waiting) == (2, 0, 1)
         assert stats.oldest_age_seconds >= 0
-        await harness.store.apply_results(tracked, {"j1": URL_A})
+        await harness.store.apply_results(tracked, {J.j1: URL_A})
         assert (await harness.store.pending_stats()).pending == 1
 
     async def test_a_webhook_result_reaches_every_project_holding_the_job(
         self, harness: StoreHarness
     ) -> None:
-        first = await harness.new_project({"shared": "pending"})
-        second = await harness.new_project({"shared": "pending", "own": "pending"})
+        first = await harness.new_project({J.shared: "pending"})
+        second = await harness.new_project({J.shared: "pending", J.own: "pending"})
         await harness.store.drain_changes(100, 0, 0)
 
-        outcome = await harness.store.ingest_result("shared", "failed", "boom", 0)
+        outcome = await harness.store.ingest_result(J.shared, "failed", "boom", 0)
 
         assert (outcome.kind, outcome.project_ids) == ("applied", tuple(sorted([first, second])))
-        assert await harness.clips_of(first) == {"shared": "failed"}
-        assert await harness.clips_of(second) == {"shared": "failed", "own": "pending"}
-        state = (await harness.job_states(["shared"]))["shared"]
+        assert await harness.clips_of(first) == {J.shared: "failed"}
+        assert await harness.clips_of(second) == {J.shared: "failed", J.own: "pending"}
+        state = (await harness.job_states([J.shared]))[J.shared]
         assert (state.settled, state.outcome, state.last_error) == (True, "failed", "boom")
 
     async def test_a_webhook_right_after_the_apps_write_is_applied_not_parked(
         self, harness: StoreHarness
     ) -> None:
-        project = await harness.new_project({"late": "pending"})  # outbox not drained yet
+        project = await harness.new_project({J.late: "pending"})  # outbox not drained yet
 
-        outcome = await harness.store.ingest_result("late", URL_A, None, 0)
+        outcome = await harness.store.ingest_result(J.late, URL_A, None, 0)
 
         assert (outcome.kind, outcome.project_ids) == ("applied", (project,))
-        assert await harness.clips_of(project) == {"late": URL_A}
+        assert await harness.clips_of(project) == {J.late: URL_A}
         assert await harness.outbox_rows() == 0
 
     async def test_note_job_error_records_on_tracked_jobs_only(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.sync_project(project, 0)
 
-        assert await harness.store.note_job_error("j1", "URL outside the allow-list")
-        assert not await harness.store.note_job_error("untracked", "whatever")
-        state = (await harness.job_states(["j1"]))["j1"]
+        assert await harness.store.note_job_error(J.j1, "URL outside the allow-list")
+        assert not await harness.store.note_job_error(J.untracked, "whatever")
+        state = (await harness.job_states([J.j1]))[J.j1]
         assert state.last_error == "URL outside the allow-list"
 
     async def test_finish_round_writes_results_reasons_and_skips_a_refused_project(
         self, harness: StoreHarness
     ) -> None:
         store = harness.store
-        good = await harness.new_project({"g1": "pending", "g2": "pending"})
-        bad = await harness.new_project({"b1": "pending"})
+        good = await harness.new_project({J.g1: "pending", J.g2: "pending"})
+        bad = await harness.new_project({J.b1: "pending"})
         await store.drain_changes(100, 0, 0)
         await harness.refuse_writes(bad, "project is archived")
         claimed = await store.claim_due_jobs("me", 10, 30)
@@ -680,21 +793,21 @@ class StoreConformance:
         outcome = await store.finish_round(
             "me",
             [
-                PollOutcome(good, "g1", URL_A, None, 10),
-                PollOutcome(good, "g2", "failed", "gave up after 3600 s", 10),
-                PollOutcome(bad, "b1", URL_B, None, 10),
+                PollOutcome(good, J.g1, URL_A, None, 10),
+                PollOutcome(good, J.g2, "failed", "gave up after 3600 s", 10),
+                PollOutcome(bad, J.b1, URL_B, None, 10),
             ],
         )
 
-        assert outcome.changed == {good: {"g1": URL_A, "g2": "failed"}}
+        assert outcome.changed == {good: {J.g1: URL_A, J.g2: "failed"}}
         assert list(outcome.refused) == [bad]
         assert "project is archived" in outcome.refused[bad]
         assert outcome.rescheduled == 1  # the refused project's job, polled again later
-        assert await harness.clips_of(good) == {"g1": URL_A, "g2": "failed"}
-        assert await harness.clips_of(bad) == {"b1": "pending"}
-        states = await harness.job_states(["g1", "g2", "b1"])
-        assert (states["g2"].settled, states["g2"].last_error) == (True, "gave up after 3600 s")
-        assert (states["b1"].settled, states["b1"].attempts, states["b1"].lease_owner) == (
+        assert await harness.clips_of(good) == {J.g1: URL_A, J.g2: "failed"}
+        assert await harness.clips_of(bad) == {J.b1: "pending"}
+        states = await harness.job_states([J.g1, J.g2, J.b1])
+        assert (states[J.g2].settled, states[J.g2].last_error) == (True, "gave up after 3600 s")
+        assert (states[J.b1].settled, states[J.b1].attempts, states[J.b1].lease_owner) == (
             False,
             1,
             None,
@@ -703,22 +816,22 @@ class StoreConformance:
     async def test_finish_round_leaves_a_job_another_owner_holds(
         self, harness: StoreHarness
     ) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.sync_project(project, 0)
         assert len(await harness.store.claim_due_jobs("other", 10, 30)) == 1
 
         outcome = await harness.store.finish_round(
-            "late-replica", [PollOutcome(project, "j1", None, None, 10)]
+            "late-replica", [PollOutcome(project, J.j1, None, None, 10)]
         )
 
         assert outcome.rescheduled == 0
-        state = (await harness.job_states(["j1"]))["j1"]
+        state = (await harness.job_states([J.j1]))[J.j1]
         assert (state.attempts, state.lease_owner) == (0, "other")
 
     async def test_renewal_and_release_touch_only_the_owners_leases(
         self, harness: StoreHarness
     ) -> None:
-        project = await harness.new_project({"j1": "pending", "j2": "pending"})
+        project = await harness.new_project({J.j1: "pending", J.j2: "pending"})
         await harness.store.sync_project(project, 0)
         await harness.store.claim_due_jobs("a", 1, 30)
         await harness.store.claim_due_jobs("b", 1, 30)
@@ -726,41 +839,43 @@ class StoreConformance:
         assert await harness.store.renew_leases("a", 60) == 1
         assert await harness.store.release_leases("a") == 1
         assert await harness.store.release_leases("a") == 0
-        owners = {s.lease_owner for s in (await harness.job_states(["j1", "j2"])).values()}
+        owners = {s.lease_owner for s in (await harness.job_states([J.j1, J.j2])).values()}
         assert owners == {None, "b"}
 
     async def test_a_deleted_project_settles_its_jobs(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.sync_project(project, 0)
         await harness.delete_project(project)
 
         assert await harness.store.sync_project(project, 0) is None
-        state = (await harness.job_states(["j1"]))["j1"]
+        state = (await harness.job_states([J.j1]))[J.j1]
         assert (state.settled, state.outcome) == (True, "project deleted")
         assert await harness.store.claim_due_jobs("r", 10, 30) == []
 
     async def test_a_clip_the_app_sets_back_to_pending_is_tracked_afresh(
         self, harness: StoreHarness
     ) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.sync_project(project, 0)
         claimed = await harness.store.claim_due_jobs("r", 10, 30)
-        await harness.store.finish_round("r", [PollOutcome(project, "j1", None, None, 0)])
-        await harness.store.apply_results(project, {"j1": URL_A})
+        await harness.store.finish_round("r", [PollOutcome(project, J.j1, None, None, 0)])
+        await harness.store.apply_results(project, {J.j1: URL_A})
         assert len(claimed) == 1
-        assert (await harness.job_states(["j1"]))["j1"].settled
+        assert (await harness.job_states([J.j1]))[J.j1].settled
 
-        await harness.add_clips(project, {"j1": "pending"})  # the app retries the video
+        await harness.add_clips(project, {J.j1: "pending"})  # the app retries the video
         await harness.store.drain_changes(100, 0, 0)
 
-        state = (await harness.job_states(["j1"]))["j1"]
+        state = (await harness.job_states([J.j1]))[J.j1]
         assert (state.settled, state.attempts, state.outcome) == (False, 0, None)
 
     async def test_resync_pages_through_projects_and_finds_writes_the_trigger_missed(
         self, harness: StoreHarness
     ) -> None:
-        unseen = [await harness.new_project({f"u{i}": "pending"}, triggers=False) for i in (0, 1)]
-        await harness.new_project({"done": URL_A}, triggers=False)
+        unseen = [
+            await harness.new_project({J.named(f"u{i}"): "pending"}, triggers=False) for i in (0, 1)
+        ]
+        await harness.new_project({J.done: URL_A}, triggers=False)
         assert await harness.outbox_rows() == 0
 
         pages = []
@@ -775,14 +890,14 @@ class StoreConformance:
         assert [p.scanned for p in pages] == [2, 1]
         assert sum(p.reconciled for p in pages) == 2
         assert all(p.refused == {} for p in pages)
-        states = await harness.job_states(["u0", "u1"])
+        states = await harness.job_states([J.u0, J.u1])
         assert {s.project_id for s in states.values()} == set(unseen)
 
     async def test_drain_reports_a_refused_project_and_goes_on(self, harness: StoreHarness) -> None:
-        await harness.store.ingest_result("stuck", URL_A, None, 0)  # parked: nobody holds it
-        bad = await harness.new_project({"stuck": "pending", "other": "pending"})
+        await harness.store.ingest_result(J.stuck, URL_A, None, 0)  # parked: nobody holds it
+        bad = await harness.new_project({J.stuck: "pending", J.other: "pending"})
         await harness.refuse_writes(bad, "project is archived")
-        good = await harness.new_project({"fine": "pending"})
+        good = await harness.new_project({J.fine: "pending"})
 
         drained = await harness.store.drain_changes(100, 0, 0)
 
@@ -790,26 +905,26 @@ class StoreConformance:
         assert list(drained.refused) == [bad]
         assert "project is archived" in drained.refused[bad]
         # The refused project's reconcile left nothing behind; the next one went on.
-        assert set(await harness.job_states(["stuck", "other", "fine"])) == {"fine"}
-        assert (await harness.job_states(["fine"]))["fine"].project_id == good
-        assert await harness.clips_of(bad) == {"stuck": "pending", "other": "pending"}
+        assert set(await harness.job_states([J.stuck, J.other, J.fine])) == {J.fine}
+        assert (await harness.job_states([J.fine]))[J.fine].project_id == good
+        assert await harness.clips_of(bad) == {J.stuck: "pending", J.other: "pending"}
 
     async def test_a_refused_webhook_write_stores_nothing(self, harness: StoreHarness) -> None:
-        project = await harness.new_project({"j1": "pending"})
+        project = await harness.new_project({J.j1: "pending"})
         await harness.store.drain_changes(100, 0, 0)
         await harness.refuse_writes(project, "project is archived")
 
         with pytest.raises(StoreRejected):
-            await harness.store.ingest_result("j1", URL_A, None, 0)
+            await harness.store.ingest_result(J.j1, URL_A, None, 0)
 
         assert await harness.parked_results() == {}
-        assert await harness.clips_of(project) == {"j1": "pending"}
+        assert await harness.clips_of(project) == {J.j1: "pending"}
 
     async def test_a_user_sees_only_what_row_level_security_shows_them(
         self, harness: StoreHarness
     ) -> None:
         alice, bob = str(uuid4()), str(uuid4())
-        project = await harness.new_project({"j1": "pending"}, owner=alice)
+        project = await harness.new_project({J.j1: "pending"}, owner=alice)
 
         def user(sub: str) -> UserCaller:
             claims = {"sub": sub, "role": "authenticated"}

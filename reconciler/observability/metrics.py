@@ -213,7 +213,8 @@ def _pending_series(pending: PendingStatsCache) -> Iterator[Metric]:
     )
     yield _gauge(
         "untrackable_clips",
-        "Pending clips whose key is too long to be a Runware task id: never polled.",
+        "Pending clips not tracked, never polled: key not a Runware task id (a UUID), or"
+        " over RECONCILER_MAX_PENDING_PER_PROJECT.",
         pending.last.untrackable,
     )
     yield _gauge(

@@ -87,7 +87,12 @@ INGEST_RESULT = SqlFunction(
 NOTE_JOB_ERROR = SqlFunction("reconciler_note_job_error", (("job_id", "text"), ("error", "text")))
 CLAIM_DUE_JOBS = SqlFunction(
     "reconciler_claim_due_jobs",
-    (("owner", "text"), ("limit", "integer"), ("lease_seconds", "double precision")),
+    (
+        ("owner", "text"),
+        ("limit", "integer"),
+        ("lease_seconds", "double precision"),
+        ("per_project", "integer"),
+    ),
 )
 FINISH_ROUND = SqlFunction("reconciler_finish_round", (("owner", "text"), ("outcomes", "jsonb")))
 DRAIN_CHANGES = SqlFunction(
@@ -118,6 +123,10 @@ PROJECTS_WITH_PENDING = SqlFunction(
     "reconciler_projects_with_pending", (("after", "uuid"), ("limit", "integer"))
 )
 PENDING_STATS = SqlFunction("reconciler_pending_stats", ())
+# Fair polls (supabase/migrations/20261208000000_clip_reconciler_fair_polls.sql).
+SET_TRACKING_LIMITS = SqlFunction(
+    "reconciler_set_tracking_limits", (("max_pending_per_project", "integer"),)
+)
 
 # The operator's view (supabase/migrations/20261202200000_clip_reconciler_operator.sql).
 RECORD_HEARTBEAT = SqlFunction(
@@ -237,6 +246,7 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     PURGE,
     PROJECTS_WITH_PENDING,
     PENDING_STATS,
+    SET_TRACKING_LIMITS,
     RECORD_HEARTBEAT,
     FORGET_REPLICA,
     FINISH_POLL_ROUND,

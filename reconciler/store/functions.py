@@ -260,12 +260,22 @@ class FunctionStore:
         return bool(await self._call(calls.NOTE_JOB_ERROR, job_id=job_id, error=error))
 
     async def claim_due_jobs(
-        self, owner: str, limit: int, lease_seconds: float
+        self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:
         answer = await self._call(
-            calls.CLAIM_DUE_JOBS, owner=owner, limit=limit, lease_seconds=lease_seconds
+            calls.CLAIM_DUE_JOBS,
+            owner=owner,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            per_project=limit if per_project is None else per_project,
         )
         return [_tracked(row["job_id"], row) for row in answer]
+
+    async def set_tracking_limits(self, max_pending_per_project: int) -> int:
+        answer = await self._call(
+            calls.SET_TRACKING_LIMITS, max_pending_per_project=max_pending_per_project
+        )
+        return int(answer["over_limit"])
 
     async def finish_round(self, owner: str, outcomes: Sequence[PollOutcome]) -> RoundOutcome:
         payload = [

@@ -11,6 +11,7 @@ import httpx
 
 from reconciler.local.localpg import free_port
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ADMIN_TOKEN, ServiceFactory
 from tests.projects import new_project
 
@@ -23,7 +24,7 @@ async def test_503_while_database_is_down(
     db: asyncpg.Connection,
     simulator: RunwareSimulator,
 ) -> None:
-    project = await new_project(db, {"job-1": "pending"})
+    project = await new_project(db, {J.job_1: "pending"})
     down_env = service_env | {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/none"}
     async with httpx.AsyncClient(auth=("", ADMIN_TOKEN), timeout=30) as client:
         # A form rendered by a healthy replica: replicas sharing the admin token accept each

@@ -16,10 +16,11 @@ import pytest
 
 from reconciler.http.csrf import COOKIE_NAME
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ADMIN_TOKEN, ServiceFactory
 from tests.projects import clips_of, new_project
 
-JOB = "job-finished-at-runware"
+JOB = J.job_finished_at_runware
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

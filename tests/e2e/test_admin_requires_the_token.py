@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ADMIN_TOKEN, ServiceFactory
 from tests.projects import clips_of, tracked_project
 from tests.standins.postgrest import SERVICE_ROLE_KEY
 
-JOB = "job-only-an-operator-may-see"
+JOB = J.job_only_an_operator_may_see
 ROUTES = [
     ("GET", "/admin"),
     ("GET", "/admin/projects/{project}"),

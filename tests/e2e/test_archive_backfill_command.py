@@ -20,6 +20,7 @@ from tests.archiving import (
     serve_videos,
 )
 from tests.cli import run_reconciler
+from tests.job_ids import J
 from tests.plugin import AppFactory
 from tests.projects import new_project
 from tests.standins.postgrest import SERVICE_ROLE_KEY
@@ -42,7 +43,7 @@ async def test_backfill_queues_old_urls_and_the_service_archives_them(
     serve_videos(simulator)
     truth: dict[str, str] = {}
     for i in range(7):
-        job = f"before-{i}"
+        job = J.named(f"before-{i}")
         simulator.add_job(job, duration=0, outcome="success")
         truth[job] = simulator.truth()[job]
     # Written before archiving was on: three projects of URLs, one with nothing to archive.

@@ -19,6 +19,7 @@ from tests.archiving import (
     running_supabase_with_storage,
     serve_videos,
 )
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, AppFactory
 from tests.projects import clips_of, new_project
 from tests.scrape import scrape
@@ -61,12 +62,12 @@ async def test_every_finished_video_is_archived_byte_for_byte(
     archiving_env: tuple[dict[str, str], str],
 ) -> None:
     env, supabase_url = archiving_env
-    jobs = [f"job-{i}" for i in range(6)]
+    jobs = [J.named(f"job-{i}") for i in range(6)]
     for job in jobs:
         simulator.add_job(job, duration=0, outcome="success")
-    simulator.add_job("broken", duration=0, outcome="error")
-    first = await new_project(db, {**dict.fromkeys(jobs[:3], "pending"), "app": APP_URL})
-    second = await new_project(db, {**dict.fromkeys(jobs[3:], "pending"), "broken": "pending"})
+    simulator.add_job(J.broken, duration=0, outcome="error")
+    first = await new_project(db, {**dict.fromkeys(jobs[:3], "pending"), J.app: APP_URL})
+    second = await new_project(db, {**dict.fromkeys(jobs[3:], "pending"), J.broken: "pending"})
 
     async with run_app(env) as app:
         assert app.services.archive is not None
@@ -86,8 +87,8 @@ async def test_every_finished_video_is_archived_byte_for_byte(
     assert metrics.get("reconciler_archive_bytes_total") == counts.bytes_archived
     assert metrics.get("reconciler_archive_paused") == 0
     # Only what the reconciler wrote moved: the app's own URL and the failed clip stay.
-    assert (await clips_of(db, first))["app"] == APP_URL
-    assert (await clips_of(db, second))["broken"] == "failed"
+    assert (await clips_of(db, first))[J.app] == APP_URL
+    assert (await clips_of(db, second))[J.broken] == "failed"
 
 
 async def test_a_service_with_archiving_off_turns_queueing_off(
@@ -99,17 +100,17 @@ async def test_a_service_with_archiving_off_turns_queueing_off(
     """A replica left the switch on (archiving was on before): a service started with archiving
     off turns it off, so results are no longer queued and clips keep their Runware URLs."""
     await db.execute("select public.reconciler_set_archiving(true)")
-    simulator.add_job("plain", duration=0, outcome="success")
-    project = await new_project(db, {"plain": "pending"})
+    simulator.add_job(J.plain, duration=0, outcome="success")
+    project = await new_project(db, {J.plain: "pending"})
 
     async with run_app(service_env | ENGINE_ENV) as app:
         assert app.services.archive is None
 
         async def settled() -> bool:
-            return bool((await clips_of(db, project))["plain"] != "pending")
+            return bool((await clips_of(db, project))[J.plain] != "pending")
 
         await wait_until(settled, timeout=60)
 
     assert await db.fetchval("select enabled from reconciler.archive_settings") is False
     assert await archive_tasks(db) == {}
-    assert (await clips_of(db, project))["plain"] == simulator.truth()["plain"]
+    assert (await clips_of(db, project))[J.plain] == simulator.truth()[J.plain]

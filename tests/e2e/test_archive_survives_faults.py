@@ -23,6 +23,7 @@ from tests.archiving import (
     assert_archived_byte_for_byte,
     serve_videos,
 )
+from tests.job_ids import J
 from tests.plugin import AppFactory
 from tests.projects import clips_of, new_project
 from tests.standins.postgrest import SERVICE_ROLE_KEY
@@ -72,7 +73,7 @@ async def test_a_cut_download_is_retried_until_the_video_is_whole(
     env: dict[str, str],
 ) -> None:
     simulator.config.videos.cut_after_bytes = SIZE // 2
-    await _finished_project(db, simulator, ["cut"])
+    await _finished_project(db, simulator, [J.cut])
     # Retries half a second to a second apart: long enough to see each failure recorded.
     env |= {
         "RECONCILER_ARCHIVE_RETRY_BASE_SECONDS": "1",
@@ -91,7 +92,7 @@ async def test_a_cut_download_is_retried_until_the_video_is_whole(
         assert task["state"] == "queued"
         assert "download" in task["last_error"]
         simulator.config.videos.cut_after_bytes = None
-        await _wait_for_states(db, {"cut": "archived"})
+        await _wait_for_states(db, {J.cut: "archived"})
 
     assert await assert_archived_byte_for_byte(db, storage, storage.url) == 1
     assert simulator.counters.video_faults_injected >= 2
@@ -106,10 +107,10 @@ async def test_storage_5xx_is_retried(
 ) -> None:
     storage.faults.fail_next = 3
     storage.faults.fail_status = 503
-    await _finished_project(db, simulator, ["a", "b"])
+    await _finished_project(db, simulator, [J.a, J.b])
 
     async with run_app(env):
-        await _wait_for_states(db, {"a": "archived", "b": "archived"})
+        await _wait_for_states(db, {J.a: "archived", J.b: "archived"})
 
     assert storage.counters.faults_injected == 3
     assert await assert_archived_byte_for_byte(db, storage, storage.url) == 2
@@ -124,24 +125,24 @@ async def test_deleted_and_too_large_videos_are_given_up_and_keep_their_url(
 ) -> None:
     # "gone": Runware already deleted the file; "big": Storage's size limit refuses it.
     simulator.config.videos.retention_seconds = 0
-    gone = await _finished_project(db, simulator, ["gone"])
+    gone = await _finished_project(db, simulator, [J.gone])
     async with run_app(env):
-        await _wait_for_states(db, {"gone": "given_up"})
+        await _wait_for_states(db, {J.gone: "given_up"})
     simulator.config.videos.retention_seconds = None
     storage.faults.max_object_bytes = SIZE // 2
-    big = await _finished_project(db, simulator, ["big"])
+    big = await _finished_project(db, simulator, [J.big])
     async with run_app(env):
-        await _wait_for_states(db, {"gone": "given_up", "big": "given_up"})
+        await _wait_for_states(db, {J.gone: "given_up", J.big: "given_up"})
 
     tasks = {job: task for (_, job), task in (await archive_tasks(db)).items()}
-    assert "404" in tasks["gone"]["last_error"]
-    assert "size" in tasks["big"]["last_error"]
+    assert "404" in tasks[J.gone]["last_error"]
+    assert "size" in tasks[J.big]["last_error"]
     # Given up on the first attempt: permanent, no retries spent.
-    assert tasks["gone"]["attempts"] == tasks["big"]["attempts"] == 1
+    assert tasks[J.gone]["attempts"] == tasks[J.big]["attempts"] == 1
     truth = simulator.truth()
-    assert await clips_of(db, gone) == {"gone": truth["gone"]}
-    assert await clips_of(db, big) == {"big": truth["big"]}
-    assert storage.object_file(BUCKET, f"{big}/big.mp4") is None
+    assert await clips_of(db, gone) == {J.gone: truth[J.gone]}
+    assert await clips_of(db, big) == {J.big: truth[J.big]}
+    assert storage.object_file(BUCKET, f"{big}/{J.big}.mp4") is None
 
 
 async def test_a_clip_the_app_changes_during_the_copy_is_left_alone(
@@ -154,21 +155,23 @@ async def test_a_clip_the_app_changes_during_the_copy_is_left_alone(
     # Two 256 KiB pieces at 64 KiB/s: once bytes flow, the copy has 8 s to go.
     simulator.config.videos.size_bytes = 2 * SIZE
     simulator.config.videos.bytes_per_second = 64 * 1024
-    project = await _finished_project(db, simulator, ["mine", "other"])
+    project = await _finished_project(db, simulator, [J.mine, J.other])
 
     async with run_app(env):
         await wait_until(lambda: simulator.counters.video_bytes_sent > 0, timeout=60)
         await db.execute(
-            'update public.projects set clips = clips || \'{"mine": "replaced"}\' where id = $1',
+            "update public.projects set clips = clips || jsonb_build_object($2::text, 'replaced')"
+            " where id = $1",
             project,
+            J.mine,
         )
-        await _wait_for_states(db, {"mine": "superseded", "other": "archived"})
+        await _wait_for_states(db, {J.mine: "superseded", J.other: "archived"})
 
     clips = await clips_of(db, project)
     tasks = {job: task for (_, job), task in (await archive_tasks(db)).items()}
-    assert clips["mine"] == "replaced"
-    assert clips["other"] == tasks["other"]["archived_url"]
-    assert tasks["mine"]["source_url"] == simulator.truth()["mine"]
+    assert clips[J.mine] == "replaced"
+    assert clips[J.other] == tasks[J.other]["archived_url"]
+    assert tasks[J.mine]["source_url"] == simulator.truth()[J.mine]
 
 
 async def test_a_missing_bucket_pauses_archiving_and_gives_nothing_up(
@@ -180,22 +183,22 @@ async def test_a_missing_bucket_pauses_archiving_and_gives_nothing_up(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     env = env | {"RECONCILER_ARCHIVE_BUCKET": "not-yet"}
-    project = await _finished_project(db, simulator, ["waits"])
+    project = await _finished_project(db, simulator, [J.waits])
 
     with caplog.at_level(logging.ERROR, logger="reconciler.archive.worker"):
         async with run_app(env) as app:
             worker = app.services.archive
             assert worker is not None
             await wait_until(lambda: worker.trouble is not None, timeout=60)
-            await _wait_for_states(db, {"waits": "queued"})
+            await _wait_for_states(db, {J.waits: "queued"})
             storage.add_bucket("not-yet")
-            await _wait_for_states(db, {"waits": "archived"})
+            await _wait_for_states(db, {J.waits: "archived"})
 
     paused = [r.getMessage() for r in caplog.records if "archiving paused" in r.getMessage()]
     assert len(paused) == 1
     assert "not-yet" in paused[0]
     assert "\n" not in paused[0]
-    assert (await clips_of(db, project))["waits"].startswith(storage.url)
+    assert (await clips_of(db, project))[J.waits].startswith(storage.url)
 
 
 async def test_a_storage_400_is_given_up_after_one_download(

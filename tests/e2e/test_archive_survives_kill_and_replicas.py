@@ -22,6 +22,7 @@ from tests.archiving import (
     running_supabase_with_storage,
     serve_videos,
 )
+from tests.job_ids import J
 from tests.processes import ServiceProcess
 from tests.projects import new_project
 from tests.standins.postgrest import SERVICE_ROLE_KEY
@@ -39,7 +40,7 @@ async def _finished_projects(
 ) -> list[UUID]:
     created = []
     for p in range(projects):
-        jobs = [f"arc-{p}-{i}" for i in range(per_project)]
+        jobs = [J.named(f"arc-{p}-{i}") for i in range(per_project)]
         for job in jobs:
             simulator.add_job(job, duration=0, outcome="success")
         created.append(await new_project(db, dict.fromkeys(jobs, "pending")))

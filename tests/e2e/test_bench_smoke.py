@@ -38,6 +38,7 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     assert "W7 sweep cost" in done.stdout
     assert "W9 status cost" in done.stdout
     assert "W8 archive" in done.stdout
+    assert "W10 fair polls" in done.stdout
     assert "W11 user check bounds" in done.stdout
     results = json.loads(output.read_text())
     assert results["quick"] is True
@@ -45,7 +46,7 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
         results["machine"]
     )
     workloads = results["workloads"]
-    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W11"}
+    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11"}
     for workload in workloads.values():
         assert {"params", "figures", "ratios", "targets"} <= set(workload)
         assert "met" in workload["targets"]

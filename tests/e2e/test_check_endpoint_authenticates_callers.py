@@ -14,6 +14,7 @@ import pytest
 
 from reconciler.local.serving import serve
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ServiceFactory
 from tests.projects import new_project, row_version
 from tests.standins.postgrest import JWT_SECRET, SERVICE_ROLE_KEY, PostgrestStandIn
@@ -50,10 +51,10 @@ async def world(
     db: asyncpg.Connection,
     simulator: RunwareSimulator,
 ) -> AsyncIterator[AuthWorld]:
-    simulator.add_job("alice-job", duration=0, outcome="success")
-    simulator.add_job("bob-job", duration=0, outcome="success")
-    alice_project = await new_project(db, {"alice-job": "pending"}, owner=UUID(ALICE))
-    bob_project = await new_project(db, {"bob-job": "pending"}, owner=UUID(BOB))
+    simulator.add_job(J.alice_job, duration=0, outcome="success")
+    simulator.add_job(J.bob_job, duration=0, outcome="success")
+    alice_project = await new_project(db, {J.alice_job: "pending"}, owner=UUID(ALICE))
+    bob_project = await new_project(db, {J.bob_job: "pending"}, owner=UUID(BOB))
     stand_in = PostgrestStandIn(database_url)
     async with serve(stand_in.app()) as supabase_url:
         tokens = UserTokens(issuer=f"{supabase_url}/auth/v1")

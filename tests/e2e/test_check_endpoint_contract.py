@@ -12,6 +12,7 @@ import pytest
 from reconciler.local.localpg import free_port
 from reconciler.local.simulator import RunwareSimulator
 from reconciler.store.functions import FunctionStore
+from tests.job_ids import J
 from tests.plugin import RunningService, ServiceFactory
 from tests.projects import clips_of, new_project, row_version
 
@@ -28,17 +29,17 @@ async def _check(
 async def test_full_response_contract(
     service: RunningService, simulator: RunwareSimulator, db: asyncpg.Connection
 ) -> None:
-    simulator.add_job("job-ok", duration=0, outcome="success")
-    simulator.add_job("job-bad", duration=0, outcome="error", error_code="timeoutProvider")
-    simulator.add_job("job-slow", duration=3600)
+    simulator.add_job(J.job_ok, duration=0, outcome="success")
+    simulator.add_job(J.job_bad, duration=0, outcome="error", error_code="timeoutProvider")
+    simulator.add_job(J.job_slow, duration=3600)
     project = await new_project(
         db,
         {
-            "job-done": DONE_URL,
-            "job-old-fail": "failed",
-            "job-ok": "pending",
-            "job-bad": "pending",
-            "job-slow": "pending",
+            J.job_done: DONE_URL,
+            J.job_old_fail: "failed",
+            J.job_ok: "pending",
+            J.job_bad: "pending",
+            J.job_slow: "pending",
         },
     )
 
@@ -46,13 +47,13 @@ async def test_full_response_contract(
 
     assert response.status_code == 200
     body = response.json()
-    ok_url = simulator.truth()["job-ok"]
+    ok_url = simulator.truth()[J.job_ok]
     expected_clips = {
-        "job-done": DONE_URL,
-        "job-old-fail": "failed",
-        "job-ok": ok_url,
-        "job-bad": "failed",
-        "job-slow": "pending",
+        J.job_done: DONE_URL,
+        J.job_old_fail: "failed",
+        J.job_ok: ok_url,
+        J.job_bad: "failed",
+        J.job_slow: "pending",
     }
     assert {k: v for k, v in body.items() if k != "details"} == {
         "success": True,
@@ -65,29 +66,29 @@ async def test_full_response_contract(
     }
     details = {d["jobId"]: d for d in body["details"]}
     assert set(details) == set(expected_clips)
-    assert details["job-done"] == {
-        "jobId": "job-done",
+    assert details[J.job_done] == {
+        "jobId": J.job_done,
         "status": "completed",
         "videoUrl": DONE_URL,
         "alreadyProcessed": True,
     }
-    assert details["job-old-fail"] == {
-        "jobId": "job-old-fail",
+    assert details[J.job_old_fail] == {
+        "jobId": J.job_old_fail,
         "status": "failed",
         "videoUrl": None,
         "alreadyProcessed": True,
     }
-    assert details["job-ok"] == {
-        "jobId": "job-ok",
+    assert details[J.job_ok] == {
+        "jobId": J.job_ok,
         "status": "completed",
         "videoUrl": ok_url,
         "alreadyProcessed": False,
     }
-    assert details["job-bad"]["status"] == "failed"
-    assert details["job-bad"]["alreadyProcessed"] is False
-    assert "timeoutProvider" in details["job-bad"]["error"]
-    assert details["job-slow"] == {
-        "jobId": "job-slow",
+    assert details[J.job_bad]["status"] == "failed"
+    assert details[J.job_bad]["alreadyProcessed"] is False
+    assert "timeoutProvider" in details[J.job_bad]["error"]
+    assert details[J.job_slow] == {
+        "jobId": J.job_slow,
         "status": "pending",
         "videoUrl": None,
         "alreadyProcessed": False,
@@ -98,8 +99,8 @@ async def test_full_response_contract(
 async def test_alias_path_answers_the_same(
     service: RunningService, simulator: RunwareSimulator, db: asyncpg.Connection
 ) -> None:
-    simulator.add_job("a1", duration=0, outcome="success")
-    project = await new_project(db, {"a1": "pending"})
+    simulator.add_job(J.a1, duration=0, outcome="success")
+    project = await new_project(db, {J.a1: "pending"})
 
     response = await _check(
         service, {"project_id": str(project)}, "/functions/v1/check-clips-status"
@@ -112,7 +113,7 @@ async def test_alias_path_answers_the_same(
 async def test_settled_clips_are_not_rechecked(
     service: RunningService, simulator: RunwareSimulator, db: asyncpg.Connection
 ) -> None:
-    project = await new_project(db, {"done": DONE_URL, "gone": "failed"})
+    project = await new_project(db, {J.done: DONE_URL, J.gone: "failed"})
     before = await row_version(db, project)
 
     response = await _check(service, {"project_id": str(project)})
@@ -126,9 +127,9 @@ async def test_settled_clips_are_not_rechecked(
 async def test_no_database_write_when_nothing_changed(
     service: RunningService, simulator: RunwareSimulator, db: asyncpg.Connection
 ) -> None:
-    simulator.add_job("slow-1", duration=3600)
-    simulator.add_job("slow-2", duration=3600)
-    project = await new_project(db, {"slow-1": "pending", "slow-2": "pending", "x": DONE_URL})
+    simulator.add_job(J.slow_1, duration=3600)
+    simulator.add_job(J.slow_2, duration=3600)
+    project = await new_project(db, {J.slow_1: "pending", J.slow_2: "pending", J.x: DONE_URL})
     project_before = await row_version(db, project)
     first = await _check(service, {"project_id": str(project)})  # starts tracking the jobs
     tracking_before = await db.fetch("select job_id, xmin::text from reconciler.jobs order by 1")
@@ -151,7 +152,7 @@ async def test_runware_unreachable_gives_error_status_and_keeps_pending(
         "RUNWARE_API_URL": f"http://127.0.0.1:{free_port()}/v1",
         "RECONCILER_RUNWARE_MAX_RETRIES": "0",
     }
-    project = await new_project(db, {"j": "pending"})
+    project = await new_project(db, {J.j: "pending"})
     before = await row_version(db, project)
 
     async with run_service(env) as url:
@@ -173,9 +174,9 @@ async def test_rejected_runware_key_gives_error_status(
     db: asyncpg.Connection,
     simulator: RunwareSimulator,
 ) -> None:
-    simulator.add_job("j", duration=0, outcome="success")
+    simulator.add_job(J.j, duration=0, outcome="success")
     env = service_env | {"RUNWARE_API_KEY": "wrong-key"}
-    project = await new_project(db, {"j": "pending"})
+    project = await new_project(db, {J.j: "pending"})
 
     async with run_service(env) as url:
         response = await _check(
@@ -185,7 +186,7 @@ async def test_rejected_runware_key_gives_error_status(
     detail = response.json()["details"][0]
     assert detail["status"] == "error"
     assert "wrong-key" not in detail["error"]
-    assert await clips_of(db, project) == {"j": "pending"}
+    assert await clips_of(db, project) == {J.j: "pending"}
 
 
 async def test_url_outside_the_allow_list_is_not_written(
@@ -194,9 +195,9 @@ async def test_url_outside_the_allow_list_is_not_written(
     db: asyncpg.Connection,
     simulator: RunwareSimulator,
 ) -> None:
-    simulator.add_job("j", duration=0, outcome="success")  # answers a vm.runware.ai URL
+    simulator.add_job(J.j, duration=0, outcome="success")  # answers a vm.runware.ai URL
     env = service_env | {"RECONCILER_ALLOWED_URL_HOSTS": "im.runware.ai"}
-    project = await new_project(db, {"j": "pending"})
+    project = await new_project(db, {J.j: "pending"})
 
     async with run_service(env) as url:
         response = await _check(
@@ -206,7 +207,7 @@ async def test_url_outside_the_allow_list_is_not_written(
     detail = response.json()["details"][0]
     assert detail["status"] == "error"
     assert "allow-list" in detail["error"]
-    assert await clips_of(db, project) == {"j": "pending"}
+    assert await clips_of(db, project) == {J.j: "pending"}
 
 
 @pytest.mark.parametrize("batch_size", [20, 50])
@@ -217,7 +218,7 @@ async def test_fifty_pending_clips_cost_ceil_n_over_batch_requests(
     simulator: RunwareSimulator,
     batch_size: int,
 ) -> None:
-    jobs = [f"job-{i:02d}" for i in range(50)]
+    jobs = [J.named(f"job-{i:02d}") for i in range(50)]
     for index, job in enumerate(jobs):
         simulator.add_job(job, duration=0 if index % 2 else 3600, outcome="success")
     project = await new_project(db, dict.fromkeys(jobs, "pending"))
@@ -243,13 +244,13 @@ async def test_parked_webhook_result_is_applied_by_the_check(
 
     store: FunctionStore = await connect_postgres_store(database_url)
     try:
-        parked = await store.ingest_result("early", DONE_URL, None, 0)
+        parked = await store.ingest_result(J.early, DONE_URL, None, 0)
     finally:
         await store.close()
-    project = await new_project(db, {"early": "pending"})
+    project = await new_project(db, {J.early: "pending"})
 
     response = await _check(service, {"project_id": str(project)})
 
     assert parked.kind == "parked"
-    assert response.json()["clips"] == {"early": DONE_URL}
+    assert response.json()["clips"] == {J.early: DONE_URL}
     assert simulator.counters.requests_total == 0

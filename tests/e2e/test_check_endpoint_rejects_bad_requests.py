@@ -10,14 +10,15 @@ import httpx
 import pytest
 
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import RunningService
 from tests.projects import new_project, row_version
 
 
 @pytest.fixture
 async def untouched_project(db: asyncpg.Connection, simulator: RunwareSimulator) -> UUID:
-    simulator.add_job("j", duration=0, outcome="success")
-    return await new_project(db, {"j": "pending"})
+    simulator.add_job(J.j, duration=0, outcome="success")
+    return await new_project(db, {J.j: "pending"})
 
 
 async def _assert_untouched(

@@ -11,6 +11,7 @@ from reconciler.local.simulator import RunwareSimulator
 from reconciler.migrations import migration_files
 from tests.cli import run_reconciler
 from tests.databases import PgCluster
+from tests.job_ids import J
 from tests.projects import clips_of, new_project
 
 
@@ -22,19 +23,19 @@ async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 async def test_check_prints_a_table_and_json(
     service_env: dict[str, str], simulator: RunwareSimulator, db: asyncpg.Connection
 ) -> None:
-    simulator.add_job("cli-ok", duration=0, outcome="success")
-    project = await new_project(db, {"cli-ok": "pending", "cli-old": "failed"})
+    simulator.add_job(J.cli_ok, duration=0, outcome="success")
+    project = await new_project(db, {J.cli_ok: "pending", J.cli_old: "failed"})
 
     code, table, _ = await _run(service_env, "check", str(project))
     json_code, raw, _ = await _run(service_env, "check", str(project), "--json")
 
     assert code == json_code == 0
-    assert "cli-ok" in table
+    assert J.cli_ok[:8] in table  # a narrow terminal may fold the rest
     assert "completed" in table
     assert "2 clips: 1 completed, 0 pending, 1 failed" in table
     body = json.loads(raw)
     assert body["success"] is True
-    assert body["clips"] == {"cli-ok": simulator.truth()["cli-ok"], "cli-old": "failed"}
+    assert body["clips"] == {J.cli_ok: simulator.truth()[J.cli_ok], J.cli_old: "failed"}
 
 
 async def test_check_unknown_project_exits_1(service_env: dict[str, str]) -> None:
@@ -48,12 +49,12 @@ async def test_sweep_settles_what_is_due_now(
 ) -> None:
     projects = []
     for p in range(3):
-        jobs = [f"sw-{p}-{i}" for i in range(4)]
+        jobs = [J.named(f"sw-{p}-{i}") for i in range(4)]
         for job in jobs:
             simulator.add_job(job, duration=0, outcome="success")
         projects.append(await new_project(db, dict.fromkeys(jobs, "pending")))
-    simulator.add_job("sw-slow", duration=3600)
-    projects.append(await new_project(db, {"sw-slow": "pending"}))
+    simulator.add_job(J.sw_slow, duration=3600)
+    projects.append(await new_project(db, {J.sw_slow: "pending"}))
 
     code, out, err = await _run(service_env, "sweep")
 

@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.clips import untrackable_reason
 from reconciler.store.functions import FunctionStore
+from tests.job_ids import J
 from tests.plugin import RunningService
 from tests.projects import clips_of, new_project
 
@@ -34,7 +35,7 @@ async def test_the_app_writes_keys_of_any_length(
     db: asyncpg.Connection, store: FunctionStore, size: str, role: str
 ) -> None:
     long_key = _key(LENGTHS[size])
-    project = await new_project(db, {"short": "pending"})
+    project = await new_project(db, {J.short: "pending"})
     # The test app's RLS lets a user write only their own rows (tested elsewhere); here the
     # question is only whether anything of ours gets in the way.
     await db.execute("alter table public.projects disable row level security")
@@ -56,7 +57,7 @@ async def test_the_app_writes_keys_of_any_length(
     assert drained.refused == {}
     assert swept == [project]  # only the short key is tracked
     assert snapshot is not None
-    assert set(snapshot.pending_jobs) == {"short"}
+    assert set(snapshot.pending_jobs) == {J.short}
     assert snapshot.untrackable == {long_key[:64]: len(long_key)}
     stats = await store.pending_stats()
     assert (stats.pending, stats.untrackable) == (1, 2)
@@ -98,10 +99,13 @@ async def test_the_app_writes_clips_of_any_shape(
 async def test_the_app_never_waits_for_our_locks(
     db: asyncpg.Connection, store: FunctionStore, database_url: str
 ) -> None:
-    project = await new_project(db, {"a": "pending"})
+    project = await new_project(db, {J.a: "pending"})
     await store.drain_changes(100, 0, 0)
     await db.execute(
-        'update public.projects set clips = clips || \'{"b": "pending"}\' where id = $1', project
+        "update public.projects set clips = clips || jsonb_build_object($2::text, 'pending')"
+        " where id = $1",
+        project,
+        J.b,
     )
     sweep = await asyncpg.connect(database_url)
     app = await asyncpg.connect(database_url)
@@ -114,8 +118,10 @@ async def test_the_app_never_waits_for_our_locks(
         # Waiting for any lock fails at once instead of hanging: a wait would show as an error.
         await app.execute("set lock_timeout = '1ms'")
         await app.execute(
-            'update public.projects set clips = clips || \'{"c": "pending"}\' where id = $1',
+            "update public.projects set clips = clips || jsonb_build_object($2::text, 'pending')"
+            " where id = $1",
             project,
+            J.c,
         )
         await app.execute(
             'insert into public.projects (clips) values (\'{"d": "pending"}\'::jsonb)'
@@ -129,7 +135,7 @@ async def test_the_app_never_waits_for_our_locks(
     await store.drain_changes(100, 0, 0)
     snapshot = await store.sync_project(project, 0)
     assert snapshot is not None
-    assert set(snapshot.pending_jobs) == {"a", "b", "c"}
+    assert set(snapshot.pending_jobs) == {J.a, J.b, J.c}
 
 
 async def test_the_check_endpoint_reports_a_key_too_long_to_track(
@@ -146,6 +152,6 @@ async def test_the_check_endpoint_reports_a_key_too_long_to_track(
     assert body["pending"] == 1
     [detail] = body["details"]
     assert detail["status"] == "error"
-    assert detail["error"].startswith("job id of 3000 characters is too long")
+    assert detail["error"] == "job id is not a Runware task id (a UUID); it is not tracked"
     assert await clips_of(db, project) == {long_key: "pending"}
     assert json.dumps(body).count(long_key) == 2  # the clips map and the detail's jobId

@@ -84,7 +84,7 @@ async def _send_hostile_requests(service: ServiceProcess) -> None:
             json=bodies.flat_success(HOSTILE_JOB, NOT_ALLOWED_URL),
         )
     assert missing.status_code == 404
-    assert webhook.status_code == 422  # the URL is not allowed: a warning names the job
+    assert webhook.status_code == 422  # not a task id (nor an allowed URL): a warning names it
 
 
 async def test_console_output_of_the_service_has_no_forged_lines(

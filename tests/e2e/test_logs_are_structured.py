@@ -16,6 +16,7 @@ import pytest
 from reconciler.observability.context import log_context
 from reconciler.observability.logs import ConsoleFormatter, JsonFormatter
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import WEBHOOK_SECRET, ServiceFactory
 from tests.processes import ServiceProcess
 
@@ -75,7 +76,7 @@ async def test_a_request_and_its_work_share_the_request_id(
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="reconciler.access")  # probes log at debug
     caplog.handler.setFormatter(JsonFormatter())  # formats when emitted, while context is set
-    body = bodies.flat_success("job-1", "https://evil.example/video.mp4")  # URL not allowed
+    body = bodies.flat_success(J.job_1, "https://evil.example/video.mp4")  # URL not allowed
     async with run_service(service_env) as url, httpx.AsyncClient(base_url=url) as client:
         response = await client.post(
             "/webhooks/runware",
@@ -95,7 +96,7 @@ async def test_a_request_and_its_work_share_the_request_id(
 
     lines = _lines(caplog.text)
     rejected = [line for line in lines if "not written" in line["message"]]
-    assert [(r["request_id"], r["job_id"]) for r in rejected] == [("trace-42", "job-1")]
+    assert [(r["request_id"], r["job_id"]) for r in rejected] == [("trace-42", J.job_1)]
     access = {line["request_id"]: line for line in lines if line["logger"] == "reconciler.access"}
     assert access["trace-42"]["message"].startswith("POST /webhooks/runware 422")
     assert all(access[r]["message"].startswith("GET /healthz 200") for r in generated)
@@ -114,7 +115,7 @@ async def test_reconciler_serve_writes_json_lines(service_env: dict[str, str]) -
             response = await client.post(
                 "/webhooks/runware",
                 params={"token": WEBHOOK_SECRET},
-                json=bodies.flat_success("job-1", bodies.video_url("x")),
+                json=bodies.flat_success(J.job_1, bodies.video_url("x")),
             )
     finally:
         output = await service.stop_and_read()

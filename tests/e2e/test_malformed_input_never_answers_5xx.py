@@ -23,12 +23,13 @@ from starlette.routing import Route
 
 from reconciler.local.serving import serve
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ADMIN_TOKEN, ServiceFactory
 from tests.projects import new_project
 from tests.standins.user_tokens import UserTokens
 
 ALICE = "00000000-0000-0000-0000-00000000a11c"
-JOB = "malformed-input-job"
+JOB = J.malformed_input_job
 # Deeper than the JSON decoder's recursion limit, yet under the 64 KiB body cap; and over it.
 DEEP = 60_000
 DEEPER_THAN_THE_CAP = 100_000

@@ -8,6 +8,7 @@ import httpx
 
 from reconciler.ports import WebhookOutcome
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import RunningService
 from tests.projects import new_project
 from tests.scrape import scrape
@@ -16,7 +17,7 @@ OUTCOMES = [outcome.value for outcome in WebhookOutcome]
 
 
 async def test_each_outcome_is_counted(service: RunningService, db: asyncpg.Connection) -> None:
-    await new_project(db, {"job-1": "pending", "job-2": "pending"})
+    await new_project(db, {J.job_1: "pending", J.job_2: "pending"})
     start = await scrape(service.url)
     assert {
         o: start.get("reconciler_webhooks_total", outcome=o) for o in OUTCOMES
@@ -24,13 +25,13 @@ async def test_each_outcome_is_counted(service: RunningService, db: asyncpg.Conn
 
     url = bodies.video_url("x")
     answers = [
-        await service.post_webhook(bodies.flat_success("job-1", url)),  # applied
-        await service.post_webhook(bodies.flat_success("job-1", url)),  # duplicate
-        await service.post_webhook(bodies.flat_success("not-yet-pending", url)),  # parked
-        await service.post_webhook({"taskUUID": "job-2", "status": "processing"}),  # ignored
-        await service.post_webhook(bodies.flat_success("job-2", "https://evil.example/v.mp4")),
-        await service.post_webhook(bodies.flat_success("job-2", url), token="wrong-token-0000000"),
-        await service.post_webhook(bodies.flat_success("job-2", url) | {"junk": "x" * 300_000}),
+        await service.post_webhook(bodies.flat_success(J.job_1, url)),  # applied
+        await service.post_webhook(bodies.flat_success(J.job_1, url)),  # duplicate
+        await service.post_webhook(bodies.flat_success(J.not_yet_pending, url)),  # parked
+        await service.post_webhook({"taskUUID": J.job_2, "status": "processing"}),  # ignored
+        await service.post_webhook(bodies.flat_success(J.job_2, "https://evil.example/v.mp4")),
+        await service.post_webhook(bodies.flat_success(J.job_2, url), token="wrong-token-0000000"),
+        await service.post_webhook(bodies.flat_success(J.job_2, url) | {"junk": "x" * 300_000}),
         await service.post_webhook(None, raw=b"{not json"),
         await service.post_webhook({"no": "task"}),
     ]

@@ -8,6 +8,7 @@ import httpx
 
 from reconciler.local.serving import serve
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import WEBHOOK_SECRET, ServiceFactory
 from tests.projects import new_project
 from tests.scrape import scrape
@@ -21,10 +22,11 @@ async def test_scrapes_keep_the_last_values_while_the_database_is_down(
     database_url: str,
     db: asyncpg.Connection,
 ) -> None:
-    await new_project(db, {"job-1": "pending"})
+    await new_project(db, {J.job_1: "pending"})
     await db.execute(
         "insert into reconciler.jobs (job_id, project_id, first_seen_at)"
-        " select 'job-1', id, now() - interval '90 seconds' from public.projects"
+        " select $1, id, now() - interval '90 seconds' from public.projects",
+        J.job_1,
     )
     stand_in = PostgrestStandIn(database_url)
     async with serve(stand_in.app()) as rest_url:
@@ -37,7 +39,7 @@ async def test_scrapes_keep_the_last_values_while_the_database_is_down(
             assert healthy.get("reconciler_scrape_errors_total") == 0
 
             stand_in.available = False
-            webhook = bodies.flat_success("job-1", bodies.video_url("x"))
+            webhook = bodies.flat_success(J.job_1, bodies.video_url("x"))
             async with httpx.AsyncClient(timeout=10) as client:
                 refused = await client.post(
                     f"{url}/webhooks/runware", params={"token": WEBHOOK_SECRET}, json=webhook

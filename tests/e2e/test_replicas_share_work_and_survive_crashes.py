@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV
 from tests.processes import ServiceProcess
 from tests.projects import clips_of, new_project
@@ -31,7 +32,7 @@ async def _create_jobs(
 ) -> list[UUID]:
     created = []
     for p in range(projects):
-        jobs = [f"rep-{p}-{i}" for i in range(per_project)]
+        jobs = [J.named(f"rep-{p}-{i}") for i in range(per_project)]
         for i, job in enumerate(jobs):
             simulator.add_job(job, duration=0.3 + (i % 5) * 0.3, outcome="success")
         created.append(await new_project(db, dict.fromkeys(jobs, "pending")))

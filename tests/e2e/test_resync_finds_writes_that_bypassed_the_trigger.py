@@ -11,13 +11,14 @@ import asyncpg
 
 from reconciler.store.functions import FunctionStore
 from tests.cli import run_reconciler
+from tests.job_ids import J
 from tests.projects import new_project
 
 
 async def _write_without_triggers(db: asyncpg.Connection, count: int) -> list[UUID]:
     async with db.transaction():
         await db.execute("set local session_replication_role = replica")
-        return [await new_project(db, {f"bypass-{i}": "pending"}) for i in range(count)]
+        return [await new_project(db, {J.named(f"bypass-{i}"): "pending"}) for i in range(count)]
 
 
 async def test_resync_pages_track_what_the_trigger_never_saw(

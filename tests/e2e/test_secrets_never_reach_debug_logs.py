@@ -23,6 +23,7 @@ from reconciler.local.simulator import RunwareSimulator
 from reconciler.observability.logs import configure_logging
 from reconciler.redaction import Redactor
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import ADMIN_TOKEN, ENGINE_ENV, WEBHOOK_SECRET
 from tests.processes import ServiceProcess
 from tests.projects import new_project
@@ -131,8 +132,8 @@ def _user_jwt(issuer: str, secret: str = JWT_SECRET) -> str:
 
 
 async def _users_project(db: asyncpg.Connection, simulator: RunwareSimulator) -> UUID:
-    simulator.add_job("secret-test-job", duration=0, outcome="success")
-    return await new_project(db, {"secret-test-job": "pending"}, owner=UUID(USER))
+    simulator.add_job(J.secret_test_job, duration=0, outcome="success")
+    return await new_project(db, {J.secret_test_job: "pending"}, owner=UUID(USER))
 
 
 async def _check(client: httpx.AsyncClient, project: UUID, token: str) -> int:
@@ -145,7 +146,7 @@ async def _check(client: httpx.AsyncClient, project: UUID, token: str) -> int:
 
 
 async def _webhooks(client: httpx.AsyncClient) -> list[int]:
-    body = bodies.flat_success("secret-test-job", bodies.video_url("secret-test-job"))
+    body = bodies.flat_success(J.secret_test_job, bodies.video_url(J.secret_test_job))
     return [
         (await client.post("/webhooks/runware", params={"token": token}, json=body)).status_code
         for token in (WEBHOOK_SECRET, WRONG_WEBHOOK_TOKEN)

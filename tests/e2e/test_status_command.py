@@ -15,6 +15,7 @@ from reconciler.local.simulator import RunwareSimulator
 from reconciler.ports import PollOutcome
 from reconciler.store.postgres import connect_postgres_store
 from tests.cli import run_reconciler
+from tests.job_ids import J
 from tests.plugin import ADMIN_TOKEN, ENGINE_ENV
 from tests.processes import ServiceProcess
 from tests.projects import tracked_project
@@ -41,23 +42,23 @@ async def _seed(db: asyncpg.Connection, database_url: str) -> UUID:
     """A stuck job (two hours, with Runware's last word and progress), two failures, and a
     webhook result for a job no project holds yet."""
     project = await tracked_project(
-        db, {"stuck-job": "pending", "fresh-job": "pending", "bad-1": "pending", "bad-2": "pending"}
+        db, {J.stuck_job: "pending", J.fresh_job: "pending", J.bad_1: "pending", J.bad_2: "pending"}
     )
     await db.execute(
-        "update reconciler.jobs set first_seen_at = now() - interval '2 hours'"
-        " where job_id = 'stuck-job'"
+        "update reconciler.jobs set first_seen_at = now() - interval '2 hours' where job_id = $1",
+        J.stuck_job,
     )
     store = await connect_postgres_store(database_url)
     try:
         await store.finish_round(
             "seeding",
             [
-                PollOutcome(project, "stuck-job", None, "Runware: still queued", 60, progress=40),
-                PollOutcome(project, "bad-1", "failed", "Runware: content moderation", 0),
-                PollOutcome(project, "bad-2", "failed", "gave up after 3601 s without a result", 0),
+                PollOutcome(project, J.stuck_job, None, "Runware: still queued", 60, progress=40),
+                PollOutcome(project, J.bad_1, "failed", "Runware: content moderation", 0),
+                PollOutcome(project, J.bad_2, "failed", "gave up after 3601 s without a result", 0),
             ],
         )
-        await store.ingest_result("parked-job", URL, None, 0)
+        await store.ingest_result(J.parked_job, URL, None, 0)
     finally:
         await store.close()
     return project
@@ -72,12 +73,12 @@ async def test_status_names_stuck_jobs_failures_and_parked_results(
     body = await _status_json(service_env)
 
     assert code == 0, err
-    for shown in ("stuck-job", "Runware: still queued", "40%", "content moderation"):
+    for shown in (J.stuck_job, "Runware: still queued", "40%", "content moderation"):
         assert shown in table
     assert "No replica is alive" in table
     assert "Parked webhook results (job in no project yet): 1" in table
     assert body["unsettled"] == 2
-    assert [job["job_id"] for job in body["oldest"]] == ["stuck-job", "fresh-job"]
+    assert [job["job_id"] for job in body["oldest"]] == [J.stuck_job, J.fresh_job]
     stuck = body["oldest"][0]
     assert stuck["project_id"] == str(project)
     assert stuck["last_error"] == "Runware: still queued"
@@ -85,8 +86,8 @@ async def test_status_names_stuck_jobs_failures_and_parked_results(
     assert stuck["attempts"] == 1
     assert {b["label"]: b["count"] for b in body["age_buckets"]}["1-6h"] == 1
     assert {f["job_id"]: f["reason"] for f in body["failures_24h"]} == {
-        "bad-1": "Runware: content moderation",
-        "bad-2": "gave up after 3601 s without a result",
+        J.bad_1: "Runware: content moderation",
+        J.bad_2: "gave up after 3601 s without a result",
     }
     assert {r["reason"] for r in body["failure_reasons_24h"]} == {
         "Runware: content moderation",
@@ -106,12 +107,12 @@ async def test_status_of_one_project_lists_every_clip(
     body = await _status_json(service_env, "--project", str(project))
 
     assert code == 0, err
-    assert "stuck-job" in table
+    assert J.stuck_job in table
     assert {clip["job_id"]: clip["status"] for clip in body["clips"]} == {
-        "stuck-job": "pending",
-        "fresh-job": "pending",
-        "bad-1": "failed",
-        "bad-2": "failed",
+        J.stuck_job: "pending",
+        J.fresh_job: "pending",
+        J.bad_1: "failed",
+        J.bad_2: "failed",
     }
 
 
@@ -182,10 +183,10 @@ async def test_status_reads_a_running_service_with_the_admin_token(
     finally:
         await service.stop()
 
-    assert "stuck-job" in [job["job_id"] for job in body["oldest"]]
+    assert J.stuck_job in [job["job_id"] for job in body["oldest"]]
     assert body["parked_results"] == 1
     assert code == 0, err
-    assert "stuck-job" in table
+    assert J.stuck_job in table
     assert wrong[0] == 1
     assert "refused the admin token (401)" in wrong[2]
     assert "not-the-token" not in wrong[1] + wrong[2]

@@ -18,6 +18,7 @@ import pytest
 
 from reconciler.local.serving import serve
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ServiceFactory
 from tests.projects import new_project
 from tests.standins.postgrest import ANON_KEY, PostgrestStandIn
@@ -62,8 +63,8 @@ async def browser_world(
 
 
 async def _own_project(db: asyncpg.Connection, simulator: RunwareSimulator) -> UUID:
-    simulator.add_job("js-job", duration=0, outcome="success")
-    return await new_project(db, {"js-job": "pending", "js-old": "failed"}, owner=UUID(USER))
+    simulator.add_job(J.js_job, duration=0, outcome="success")
+    return await new_project(db, {J.js_job: "pending", J.js_old: "failed"}, owner=UUID(USER))
 
 
 async def test_preflight_then_invoke(
@@ -92,10 +93,10 @@ async def test_preflight_then_invoke(
     assert result["error"] is None, result
     data = result["data"]
     assert data["success"] is True
-    assert data["clips"] == {"js-job": simulator.truth()["js-job"], "js-old": "failed"}
+    assert data["clips"] == {J.js_job: simulator.truth()[J.js_job], J.js_old: "failed"}
     assert {d["jobId"]: d["status"] for d in data["details"]} == {
-        "js-job": "completed",
-        "js-old": "failed",
+        J.js_job: "completed",
+        J.js_old: "failed",
     }
 
 

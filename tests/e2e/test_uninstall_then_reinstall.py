@@ -9,6 +9,7 @@ import asyncpg
 
 from reconciler.migrations import apply_migrations, migration_files
 from tests.cli import run_reconciler
+from tests.job_ids import J
 from tests.projects import new_project
 
 OURS = """
@@ -25,7 +26,7 @@ select (select count(*) from pg_namespace where nspname = 'reconciler')
 async def test_uninstall_removes_everything_and_reinstall_works(
     db: asyncpg.Connection, database_url: str
 ) -> None:
-    project = await new_project(db, {"a": "pending", "b": "https://vm.runware.ai/b.mp4"})
+    project = await new_project(db, {J.a: "pending", J.b: "https://vm.runware.ai/b.mp4"})
     await db.execute("select public.reconciler_drain_changes(100, 0, 0)")
     before = await db.fetch("select * from public.projects order by id")
     assert await db.fetchval(OURS) > 0
@@ -45,12 +46,15 @@ async def test_uninstall_removes_everything_and_reinstall_works(
     assert await db.fetch("select * from public.projects order by id") == before
     # The app goes on writing without us.
     await db.execute(
-        'update public.projects set clips = clips || \'{"c": "pending"}\' where id = $1', project
+        "update public.projects set clips = clips || jsonb_build_object($2::text, 'pending')"
+        " where id = $1",
+        project,
+        J.c,
     )
 
     applied = await apply_migrations(database_url)
 
     assert applied == [f.name for f in migration_files()]
     await db.execute("select public.reconciler_resync_page(null, 100, 0, 0)")
-    tracked = await db.fetch("select job_id from reconciler.jobs order by job_id")
-    assert [r["job_id"] for r in tracked] == ["a", "c"]
+    tracked = await db.fetch("select job_id from reconciler.jobs")
+    assert sorted(r["job_id"] for r in tracked) == sorted([J.a, J.c])

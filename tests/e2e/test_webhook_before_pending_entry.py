@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import RunningService
 from tests.projects import add_pending_clip, clips_of, new_project
 
@@ -23,20 +24,22 @@ async def _check(service: RunningService, project: object) -> httpx.Response:
 async def test_webhook_first_then_pending_entry(
     service: RunningService, db: asyncpg.Connection
 ) -> None:
-    url = bodies.video_url("early")
-    response = await service.post_webhook(bodies.flat_success("early", url))
-    parked = await db.fetchval("select result from reconciler.parked_results where job_id='early'")
-    project = await new_project(db, {"existing": "pending"})
-    await add_pending_clip(db, project, "early")
+    url = bodies.video_url(J.early)
+    response = await service.post_webhook(bodies.flat_success(J.early, url))
+    parked = await db.fetchval(
+        "select result from reconciler.parked_results where job_id = $1", J.early
+    )
+    project = await new_project(db, {J.existing: "pending"})
+    await add_pending_clip(db, project, J.early)
 
     checked = await _check(service, project)
 
     assert response.status_code == 200
     assert checked.status_code == 200
-    assert response.json()["parked"] == ["early"]
+    assert response.json()["parked"] == [J.early]
     assert parked == url
-    assert checked.json()["clips"]["early"] == url
-    assert await clips_of(db, project) == {"existing": "pending", "early": url}
+    assert checked.json()["clips"][J.early] == url
+    assert await clips_of(db, project) == {J.existing: "pending", J.early: url}
     # Kept until retention, for any other project that holds or gets the same job id.
     assert await db.fetchval("select count(*) from reconciler.parked_results") == 1
 
@@ -44,14 +47,14 @@ async def test_webhook_first_then_pending_entry(
 async def test_pending_entry_first_then_webhook(
     service: RunningService, db: asyncpg.Connection
 ) -> None:
-    project = await new_project(db, {"existing": "pending"})
-    await add_pending_clip(db, project, "late")
+    project = await new_project(db, {J.existing: "pending"})
+    await add_pending_clip(db, project, J.late)
 
-    response = await service.post_webhook(bodies.flat_failure("late"))
+    response = await service.post_webhook(bodies.flat_failure(J.late))
 
     assert response.status_code == 200
-    assert response.json()["applied"] == ["late"]
-    assert await clips_of(db, project) == {"existing": "pending", "late": "failed"}
+    assert response.json()["applied"] == [J.late]
+    assert await clips_of(db, project) == {J.existing: "pending", J.late: "failed"}
 
 
 async def test_racing_webhook_and_pending_write_always_end_applied(
@@ -60,7 +63,7 @@ async def test_racing_webhook_and_pending_write_always_end_applied(
     app = await asyncpg.connect(database_url)
     try:
         for round_number in range(20):
-            job = f"race-{round_number}"
+            job = J.named(f"race-{round_number}")
             url = bodies.video_url(job)
             project = await new_project(db, {})
             webhook, _ = await asyncio.gather(

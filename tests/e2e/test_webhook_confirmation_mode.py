@@ -8,6 +8,7 @@ import asyncpg
 from reconciler.local.localpg import free_port
 from reconciler.local.simulator import RunwareSimulator
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import RunningService, ServiceFactory
 from tests.projects import clips_of, new_project
 
@@ -18,23 +19,23 @@ async def test_written_result_is_runwares_not_the_bodys(
     simulator: RunwareSimulator,
     db: asyncpg.Connection,
 ) -> None:
-    simulator.add_job("done", duration=0, outcome="success")
-    simulator.add_job("busy", duration=3600)
-    project = await new_project(db, {"done": "pending", "busy": "pending", "unknown": "pending"})
+    simulator.add_job(J.done, duration=0, outcome="success")
+    simulator.add_job(J.busy, duration=3600)
+    project = await new_project(db, {J.done: "pending", J.busy: "pending", J.unknown: "pending"})
     forged = bodies.video_url("forged")
     async with run_service(service_env | {"RECONCILER_WEBHOOK_VERIFY": "api"}) as url:
         service = RunningService(url, "", "postgres")
-        done = await service.post_webhook(bodies.flat_success("done", forged))
-        busy = await service.post_webhook(bodies.flat_success("busy", forged))
-        unknown = await service.post_webhook(bodies.flat_success("unknown", forged))
+        done = await service.post_webhook(bodies.flat_success(J.done, forged))
+        busy = await service.post_webhook(bodies.flat_success(J.busy, forged))
+        unknown = await service.post_webhook(bodies.flat_success(J.unknown, forged))
 
-    assert done.json()["applied"] == ["done"]
-    assert busy.json()["ignored"] == ["busy"]
-    assert unknown.json()["ignored"] == ["unknown"]
+    assert done.json()["applied"] == [J.done]
+    assert busy.json()["ignored"] == [J.busy]
+    assert unknown.json()["ignored"] == [J.unknown]
     assert await clips_of(db, project) == {
-        "done": simulator.truth()["done"],
-        "busy": "pending",
-        "unknown": "pending",
+        J.done: simulator.truth()[J.done],
+        J.busy: "pending",
+        J.unknown: "pending",
     }
     assert simulator.counters.get_response_tasks == 3
 
@@ -42,7 +43,7 @@ async def test_written_result_is_runwares_not_the_bodys(
 async def test_runware_unreachable_means_503(
     service_env: dict[str, str], run_service: ServiceFactory, db: asyncpg.Connection
 ) -> None:
-    project = await new_project(db, {"job-1": "pending"})
+    project = await new_project(db, {J.job_1: "pending"})
     env = service_env | {
         "RECONCILER_WEBHOOK_VERIFY": "api",
         "RUNWARE_API_URL": f"http://127.0.0.1:{free_port()}/v1",
@@ -50,8 +51,8 @@ async def test_runware_unreachable_means_503(
     }
     async with run_service(env) as url:
         response = await RunningService(url, "", "postgres").post_webhook(
-            bodies.flat_success("job-1", bodies.video_url("x"))
+            bodies.flat_success(J.job_1, bodies.video_url("x"))
         )
 
     assert response.status_code == 503
-    assert await clips_of(db, project) == {"job-1": "pending"}
+    assert await clips_of(db, project) == {J.job_1: "pending"}

@@ -11,6 +11,7 @@ import pytest
 
 from reconciler.local.simulator import RunwareSimulator, SimulatorConfig, WebhookRetry
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import WEBHOOK_SECRET, RunningService, ServiceFactory
 from tests.projects import clips_of, new_project
 from tests.standins.tcp_proxy import TcpProxy
@@ -36,25 +37,25 @@ async def test_503_while_down_then_success_on_retry(
     db: asyncpg.Connection,
     proxy: TcpProxy,
 ) -> None:
-    project = await new_project(db, {"job-1": "pending"})
+    project = await new_project(db, {J.job_1: "pending"})
     env = service_env | {"DATABASE_URL": _via(database_url, proxy.port)}
-    body = bodies.flat_success("job-1", bodies.video_url("job-1"))
+    body = bodies.flat_success(J.job_1, bodies.video_url(J.job_1))
     async with run_service(env) as url:
         service = RunningService(url, "", "postgres")
         assert (
-            await service.post_webhook(bodies.flat_success("warm", bodies.video_url("w")))
+            await service.post_webhook(bodies.flat_success(J.warm, bodies.video_url("w")))
         ).status_code == 200
         proxy.cut()
         down = await service.post_webhook(body)
-        assert await clips_of(db, project) == {"job-1": "pending"}
+        assert await clips_of(db, project) == {J.job_1: "pending"}
         proxy.restore()
         retried = await service.post_webhook(body)
 
     assert down.status_code == 503
     assert down.headers["retry-after"]
     assert retried.status_code == 200
-    assert retried.json()["applied"] == ["job-1"]
-    assert await clips_of(db, project) == {"job-1": bodies.video_url("job-1")}
+    assert retried.json()["applied"] == [J.job_1]
+    assert await clips_of(db, project) == {J.job_1: bodies.video_url(J.job_1)}
 
 
 async def test_runware_redelivery_lands_after_an_outage(
@@ -71,15 +72,15 @@ async def test_runware_redelivery_lands_after_an_outage(
             "DATABASE_URL": _via(database_url, proxy.port),
             "RUNWARE_API_URL": simulator.url,
         }
-        project = await new_project(db, {"job-1": "pending"})
+        project = await new_project(db, {J.job_1: "pending"})
         async with run_service(env) as url:
             proxy.cut()
             webhook_url = f"{url}/webhooks/runware?token={WEBHOOK_SECRET}"
-            simulator.add_job("job-1", duration=0, outcome="success", webhook_url=webhook_url)
+            simulator.add_job(J.job_1, duration=0, outcome="success", webhook_url=webhook_url)
             await wait_until(lambda: simulator.counters.webhook_failed_attempts >= 3)
-            assert await clips_of(db, project) == {"job-1": "pending"}
+            assert await clips_of(db, project) == {J.job_1: "pending"}
             proxy.restore()
             await simulator.webhooks_settled()
 
         assert simulator.counters.webhook_delivered == 1
-        assert await clips_of(db, project) == {"job-1": simulator.truth()["job-1"]}
+        assert await clips_of(db, project) == {J.job_1: simulator.truth()[J.job_1]}

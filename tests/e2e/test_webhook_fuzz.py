@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import WEBHOOK_SECRET, RunningService, ServiceFactory
 
-JOBS = ["fz-1", "fz-2", "fz-3"]
+JOBS = [J.fz_1, J.fz_2, J.fz_3]
 json_leaf = st.one_of(
     st.none(),
     st.booleans(),

@@ -9,13 +9,14 @@ import asyncpg
 import pytest
 
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import WEBHOOK_SECRET, RunningService
 from tests.projects import new_project, row_version
 
 
 @pytest.fixture
 async def project(db: asyncpg.Connection) -> UUID:
-    return await new_project(db, {"job-1": "pending"})
+    return await new_project(db, {J.job_1: "pending"})
 
 
 async def _assert_nothing_written(db: asyncpg.Connection, project: UUID, version: str) -> None:
@@ -33,7 +34,7 @@ async def test_missing_or_wrong_token_is_401(
 ) -> None:
     version = await row_version(db, project)
     response = await service.post_webhook(
-        bodies.flat_success("job-1", bodies.video_url("x")), token=token
+        bodies.flat_success(J.job_1, bodies.video_url("x")), token=token
     )
     assert response.status_code == 401
     await _assert_nothing_written(db, project, version)
@@ -43,7 +44,7 @@ async def test_oversize_body_is_413(
     service: RunningService, db: asyncpg.Connection, project: UUID
 ) -> None:
     version = await row_version(db, project)
-    body = bodies.flat_success("job-1", bodies.video_url("x")) | {"junk": "x" * 300_000}
+    body = bodies.flat_success(J.job_1, bodies.video_url("x")) | {"junk": "x" * 300_000}
     response = await service.post_webhook(body)
     assert response.status_code == 413
     await _assert_nothing_written(db, project, version)
@@ -55,7 +56,7 @@ async def test_body_naming_too_many_tasks_is_413_and_stores_nothing(
     version = await row_version(db, project)
     # Within the byte cap, one task over the default task cap of 1,000: the first item is the
     # project's own pending job, so a partial write would show.
-    items = [bodies.flat_failure("job-1")] + [{"taskUUID": f"t{i}"} for i in range(1000)]
+    items = [bodies.flat_failure(J.job_1)] + [{"taskUUID": f"t{i}"} for i in range(1000)]
     response = await service.post_webhook({"data": items})
     assert response.status_code == 413
     assert response.json()["error"] == (
@@ -133,14 +134,14 @@ async def test_disallowed_url_is_422_and_recorded(
     service: RunningService, db: asyncpg.Connection, project: UUID, url: str
 ) -> None:
     await db.execute(
-        "insert into reconciler.jobs (job_id, project_id) values ('job-1', $1)", project
+        "insert into reconciler.jobs (job_id, project_id) values ($2, $1)", project, J.job_1
     )
     version = await row_version(db, project)
 
-    response = await service.post_webhook(bodies.flat_success("job-1", url))
+    response = await service.post_webhook(bodies.flat_success(J.job_1, url))
 
     assert response.status_code == 422
-    assert "job-1" in response.json()["rejected"]
+    assert J.job_1 in response.json()["rejected"]
     await _assert_nothing_written(db, project, version)
-    error = await db.fetchval("select last_error from reconciler.jobs where job_id = 'job-1'")
+    error = await db.fetchval("select last_error from reconciler.jobs where job_id = $1", J.job_1)
     assert error.startswith("webhook: video URL")

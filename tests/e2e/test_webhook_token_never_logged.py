@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import WEBHOOK_SECRET
 from tests.processes import ServiceProcess
 
@@ -21,7 +22,7 @@ async def test_tokens_are_not_logged(service_env: dict[str, str]) -> None:
                 await client.post(
                     "/webhooks/runware",
                     params={"token": token},
-                    json=bodies.flat_success("job-1", bodies.video_url("x")),
+                    json=bodies.flat_success(J.job_1, bodies.video_url("x")),
                 )
     finally:
         text = await service.stop_and_read()

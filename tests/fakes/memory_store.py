@@ -31,7 +31,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from reconciler.callers import UserCaller
-from reconciler.clips import FAILED, PENDING, is_trackable, is_video_url, untrackable_reason
+from reconciler.clips import (
+    FAILED,
+    PENDING,
+    is_trackable,
+    is_video_url,
+    over_limit_reason,
+    untrackable_reason,
+)
 from reconciler.clock import Clock
 from reconciler.ports import (
     ApplyOutcome,
@@ -107,6 +114,8 @@ class MemoryState:
     jobs: dict[tuple[UUID, str], JobRow] = field(default_factory=dict)
     parked: dict[str, ParkedRow] = field(default_factory=dict)
     untrackable: dict[tuple[UUID, str], UntrackableRow] = field(default_factory=dict)
+    # `reconciler.tracking_settings`: unsettled jobs tracked per project.
+    max_pending_per_project: int = 1000
     refused_writes: dict[UUID, str] = field(default_factory=dict)
 
 
@@ -233,13 +242,26 @@ class MemoryStore:
         first_check_delay_seconds: float,
         spread_seconds: float,
     ) -> None:
-        """`reconciler.track_pending`: new pending jobs tracked, settled ones that are pending
-        again tracked afresh; with every job (`job_ids` None) untrackable keys recorded."""
+        """`reconciler.track_pending`: new pending jobs tracked (in key order, up to the
+        project's limit), settled ones that are pending again tracked afresh; pending keys not
+        tracked recorded with their reason (with every job, `job_ids` None, records of keys
+        tracked or gone since removed)."""
         now = self._now()
+        limit = self.state.max_pending_per_project
         pending = [key for key, value in _as_object(clips).items() if _is_pending(value)]
-        for job_id in pending:
-            if not is_trackable(job_id) or (job_ids is not None and job_id not in job_ids):
-                continue
+        asked = [key for key in pending if job_ids is None or key in job_ids]
+
+        def tracked(job_id: str) -> bool:
+            row = self.state.jobs.get((project_id, job_id))
+            return row is not None and row.settled_at is None
+
+        room = limit - sum(
+            1
+            for row in self.state.jobs.values()
+            if row.project_id == project_id and row.settled_at is None
+        )
+        fresh = sorted(key for key in asked if is_trackable(key) and not tracked(key))
+        for job_id in fresh[: max(room, 0)]:
             due = (
                 now
                 + max(first_check_delay_seconds, 0.0)
@@ -253,16 +275,18 @@ class MemoryStore:
                 row.attempts = 0
                 row.first_seen_at = now
                 row.next_check_at = due
-        if job_ids is not None:
-            return
-        long_keys = {key for key in pending if not is_trackable(key)}
-        for key in long_keys:
-            self.state.untrackable.setdefault(
+        not_tracked = {key for key in asked if not is_trackable(key) or not tracked(key)}
+        for key in not_tracked:
+            reason = over_limit_reason(limit) if is_trackable(key) else untrackable_reason(key)
+            record = self.state.untrackable.setdefault(
                 (project_id, key),
-                UntrackableRow(len(key), key[:_UNTRACKABLE_PREFIX], untrackable_reason(key), now),
+                UntrackableRow(len(key), key[:_UNTRACKABLE_PREFIX], reason, now),
             )
+            record.last_error = reason
         for project, key in list(self.state.untrackable):
-            if project == project_id and key not in long_keys:
+            if project != project_id or key in not_tracked:
+                continue
+            if job_ids is None or key in job_ids:
                 del self.state.untrackable[(project, key)]
 
     def _apply_results(self, project_id: UUID, results: Mapping[str, str]) -> ApplyOutcome:
@@ -313,8 +337,9 @@ class MemoryStore:
             outcome = self._apply_results(project_id, parked)
             applied, clips = outcome.changed, outcome.clips
         if track:
-            self._track_pending(project_id, clips, None, first_check_delay_seconds, spread_seconds)
+            # Settled first: they no longer take room under the per-project limit.
             self._settle_jobs(project_id, clips)
+            self._track_pending(project_id, clips, None, first_check_delay_seconds, spread_seconds)
         return copy.deepcopy(clips), applied
 
     def _drain(
@@ -508,20 +533,28 @@ class MemoryStore:
         return bool(rows)
 
     async def claim_due_jobs(
-        self, owner: str, limit: int, lease_seconds: float
+        self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:
         self._call("claim_due_jobs")
         now = self._now()
-        due = sorted(
-            (
-                row
-                for row in self.state.jobs.values()
-                if row.settled_at is None
+        # Each job's turn within its project (oldest due first); taken turn by turn, at most
+        # `per_project` turns per project.
+        by_project: dict[UUID, list[JobRow]] = {}
+        for row in self.state.jobs.values():
+            if (
+                row.settled_at is None
                 and row.next_check_at <= now
                 and (row.lease_expires_at is None or row.lease_expires_at <= now)
-            ),
-            key=lambda row: row.next_check_at,
-        )[: max(limit, 0)]
+            ):
+                by_project.setdefault(row.project_id, []).append(row)
+        turns = [
+            (turn, row.next_check_at, row)
+            for rows in by_project.values()
+            for turn, row in enumerate(sorted(rows, key=lambda r: (r.next_check_at, r.job_id)))
+            if per_project is None or turn < max(per_project, 1)
+        ]
+        turns.sort(key=lambda t: (t[0], t[1]))
+        due = [row for _, _, row in turns[: max(limit, 0)]]
         for row in due:
             row.lease_owner, row.lease_expires_at = owner, now + lease_seconds
         return [self._tracked(row) for row in due]
@@ -664,6 +697,17 @@ class MemoryStore:
         # The in-memory store keeps no archive queue (archiving needs the database).
         self._call("purge_archive")
         return 0, 0
+
+    async def set_tracking_limits(self, max_pending_per_project: int) -> int:
+        self._call("set_tracking_limits")
+        if max_pending_per_project < 1:
+            raise StoreRejected("max_pending_per_project must be a whole number of at least 1")
+        self.state.max_pending_per_project = max_pending_per_project
+        return sum(
+            1
+            for row in self.state.untrackable.values()
+            if row.last_error.startswith("project has more than ")
+        )
 
     async def pending_stats(self) -> PendingStats:
         self._call("pending_stats")

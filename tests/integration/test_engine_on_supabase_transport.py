@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, AppFactory, RunningApp
 from tests.projects import add_pending_clip, clips_of, new_project
 from tests.standins.postgrest import SERVICE_ROLE_KEY
@@ -59,10 +60,10 @@ async def test_a_clip_added_by_the_app_is_noticed_through_realtime(
     running: RunningApp, simulator: RunwareSimulator, db: asyncpg.Connection
 ) -> None:
     project = await new_project(db, {})
-    simulator.add_job("rt-1", duration=0, outcome="success")
-    await add_pending_clip(db, project, "rt-1")
+    simulator.add_job(J.rt_1, duration=0, outcome="success")
+    await add_pending_clip(db, project, J.rt_1)
 
-    await _settles(db, simulator, project, "rt-1")
+    await _settles(db, simulator, project, J.rt_1)
     assert running.engine.stats.sweeps == 1  # the feed did it, not a sweep
 
 
@@ -74,15 +75,15 @@ async def test_a_dropped_connection_misses_nothing(
 ) -> None:
     engine = running.engine
     project = await new_project(db, {})
-    simulator.add_job("rt-lost", duration=0, outcome="success")
+    simulator.add_job(J.rt_lost, duration=0, outcome="success")
     # The change happens while the connection is down: its event is lost for good.
     supabase.realtime.pause_events()
     await supabase.realtime.drop_connections()
-    await add_pending_clip(db, project, "rt-lost")
+    await add_pending_clip(db, project, J.rt_lost)
     supabase.realtime.resume()
 
     await wait_until(lambda: engine.feed_state == "subscribed" and engine.stats.sweeps >= 2)
-    await _settles(db, simulator, project, "rt-lost")
+    await _settles(db, simulator, project, J.rt_lost)
     assert supabase.realtime.connections_accepted >= 2
 
 
@@ -98,10 +99,10 @@ async def test_a_stale_close_after_rejoin_ends_with_the_feed_rebuilt(
     await wait_until(lambda: supabase.realtime.joins > joins_before)
     await wait_until(lambda: engine.feed_state == "subscribed")
     project = await new_project(db, {})
-    simulator.add_job("rt-after-close", duration=0, outcome="success")
-    await add_pending_clip(db, project, "rt-after-close")
+    simulator.add_job(J.rt_after_close, duration=0, outcome="success")
+    await add_pending_clip(db, project, J.rt_after_close)
 
-    await _settles(db, simulator, project, "rt-after-close")
+    await _settles(db, simulator, project, J.rt_after_close)
 
 
 async def test_a_frame_that_breaks_the_client_does_not_silence_the_feed(
@@ -118,7 +119,7 @@ async def test_a_frame_that_breaks_the_client_does_not_silence_the_feed(
         lambda: engine.feed_state == "subscribed" and engine.stats.sweeps > sweeps_before
     )
     project = await new_project(db, {})
-    simulator.add_job("rt-after-junk", duration=0, outcome="success")
-    await add_pending_clip(db, project, "rt-after-junk")
+    simulator.add_job(J.rt_after_junk, duration=0, outcome="success")
+    await add_pending_clip(db, project, J.rt_after_junk)
 
-    await _settles(db, simulator, project, "rt-after-junk")
+    await _settles(db, simulator, project, J.rt_after_junk)

@@ -7,6 +7,7 @@ import asyncpg
 
 from reconciler.local.simulator import RunwareSimulator
 from reconciler.store.postgres import connect_postgres_store
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, AppFactory
 from tests.projects import new_project
 from tests.waiting import wait_until
@@ -19,8 +20,8 @@ async def test_leases_are_renewed_while_runware_is_slow(
     db: asyncpg.Connection,
     database_url: str,
 ) -> None:
-    simulator.add_job("slow-answer", duration=0, outcome="success")
-    await new_project(db, {"slow-answer": "pending"})
+    simulator.add_job(J.slow_answer, duration=0, outcome="success")
+    await new_project(db, {J.slow_answer: "pending"})
     env = service_env | ENGINE_ENV | {"RECONCILER_LEASE_SECONDS": "1.5"}
     other = await connect_postgres_store(database_url)
     try:
@@ -28,12 +29,12 @@ async def test_leases_are_renewed_while_runware_is_slow(
         async with run_app(env) as running:
             await wait_until(lambda: simulator.state.requests_in_flight > 0)
             first_expiry = await db.fetchval(
-                "select lease_expires_at from reconciler.jobs where job_id = 'slow-answer'"
+                "select lease_expires_at from reconciler.jobs where job_id = $1", J.slow_answer
             )
 
             async def renewed() -> bool:
                 expiry = await db.fetchval(
-                    "select lease_expires_at from reconciler.jobs where job_id = 'slow-answer'"
+                    "select lease_expires_at from reconciler.jobs where job_id = $1", J.slow_answer
                 )
                 return bool(expiry > first_expiry)
 
@@ -45,7 +46,7 @@ async def test_leases_are_renewed_while_runware_is_slow(
             # Past the original expiry, the job is still not claimable by anyone else.
             assert await other.claim_due_jobs("other-replica", 10, 30) == []
             owner = await db.fetchval(
-                "select lease_owner from reconciler.jobs where job_id = 'slow-answer'"
+                "select lease_owner from reconciler.jobs where job_id = $1", J.slow_answer
             )
             assert owner == running.engine.owner
             simulator.release_requests()

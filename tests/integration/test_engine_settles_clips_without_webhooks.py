@@ -6,6 +6,7 @@ import asyncpg
 
 from reconciler.local.simulator import RunwareSimulator
 from reconciler.runware.client import RunwareClient
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, WEBHOOK_SECRET, AppFactory
 from tests.projects import add_pending_clip, clips_of, new_project
 from tests.waiting import wait_until
@@ -38,15 +39,15 @@ async def test_a_clip_added_by_the_app_is_noticed_through_the_outbox(
         engine = running.engine
         assert engine.feed is None  # the Postgres transport needs none: the outbox is the feed
         await wait_until(lambda: engine.stats.changes_drained == 1)  # the project's insert
-        simulator.add_job("fed-1", duration=0, outcome="success")
-        await add_pending_clip(db, project, "fed-1")
+        simulator.add_job(J.fed_1, duration=0, outcome="success")
+        await add_pending_clip(db, project, J.fed_1)
 
         await wait_until(lambda: engine.stats.results_written == 1)
 
         # No sweep ran: only the outbox the app's own transaction wrote told the engine.
         assert engine.stats.sweeps == 0
         assert engine.stats.changes_drained == 2
-    assert await clips_of(db, project) == {"fed-1": simulator.truth()["fed-1"]}
+    assert await clips_of(db, project) == {J.fed_1: simulator.truth()[J.fed_1]}
 
 
 async def test_with_every_webhook_dropped_every_clip_settles(
@@ -64,7 +65,7 @@ async def test_with_every_webhook_dropped_every_clip_settles(
         async with RunwareClient(simulator.url, simulator.config.api_key) as app_runware:
             projects = []
             for p in range(3):
-                jobs = [f"drop-{p}-{i}" for i in range(10)]
+                jobs = [J.named(f"drop-{p}-{i}") for i in range(10)]
                 for job in jobs:
                     await app_runware.submit_video(job, webhook_url=webhook_url)
                 projects.append(await new_project(db, dict.fromkeys(jobs, "pending")))
@@ -85,15 +86,15 @@ async def test_the_give_up_age_fails_the_clip_with_a_reason(
     simulator: RunwareSimulator,
     db: asyncpg.Connection,
 ) -> None:
-    simulator.add_job("forever", duration=3600)
-    project = await new_project(db, {"forever": "pending"})
+    simulator.add_job(J.forever, duration=3600)
+    project = await new_project(db, {J.forever: "pending"})
     env = service_env | ENGINE_ENV | {"RECONCILER_GIVE_UP_SECONDS": "1"}
     async with run_app(env) as running:
         await wait_until(lambda: running.engine.stats.gave_up == 1, timeout=30)
 
-    assert await clips_of(db, project) == {"forever": "failed"}
+    assert await clips_of(db, project) == {J.forever: "failed"}
     row = await db.fetchrow(
-        "select outcome, last_error from reconciler.jobs where job_id='forever'"
+        "select outcome, last_error from reconciler.jobs where job_id = $1", J.forever
     )
     assert row is not None
     assert row["outcome"] == "failed"

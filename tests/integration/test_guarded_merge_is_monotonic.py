@@ -7,6 +7,7 @@ import pytest
 
 from reconciler.ports import StoreRejected
 from reconciler.store.functions import FunctionStore
+from tests.job_ids import J
 from tests.projects import clips_of, new_project
 
 URL = "https://vm.runware.ai/video/os/x/ws/2/vi/first.mp4"
@@ -52,15 +53,15 @@ async def test_failed_never_becomes_url(store: FunctionStore, db: asyncpg.Connec
 
 
 async def test_removed_key_is_not_re_added(store: FunctionStore, db: asyncpg.Connection) -> None:
-    project = await new_project(db, {"j": "pending", "keep": "pending"})
-    await db.execute("update public.projects set clips = clips - 'j' where id = $1", project)
+    project = await new_project(db, {J.j: "pending", J.keep: "pending"})
+    await db.execute("update public.projects set clips = clips - $2 where id = $1", project, J.j)
 
-    outcome = await store.apply_results(project, {"j": URL})
-    ingested = await store.ingest_result("j", URL, None, 0)
+    outcome = await store.apply_results(project, {J.j: URL})
+    ingested = await store.ingest_result(J.j, URL, None, 0)
 
     assert outcome.changed == {}
     assert ingested.kind == "parked"  # no project holds it any more
-    assert await clips_of(db, project) == {"keep": "pending"}
+    assert await clips_of(db, project) == {J.keep: "pending"}
 
 
 async def test_other_keys_columns_and_rows_untouched(

@@ -18,6 +18,7 @@ from reconciler.ports import StoreRejected
 from reconciler.runware.client import RunwareClient
 from reconciler.store.functions import FunctionStore
 from reconciler.store.postgres import connect_postgres_store
+from tests.job_ids import J
 from tests.projects import clips_of, new_project
 from tests.waiting import wait_until
 
@@ -30,8 +31,8 @@ async def test_refused_renewals_are_retried_and_the_round_still_succeeds(
     db: asyncpg.Connection,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    simulator.add_job("slow-answer", duration=0, outcome="success")
-    project = await new_project(db, {"slow-answer": "pending"})
+    simulator.add_job(J.slow_answer, duration=0, outcome="success")
+    project = await new_project(db, {J.slow_answer: "pending"})
     store: FunctionStore = await connect_postgres_store(database_url)
     runware = RunwareClient(simulator.url, simulator.config.api_key, max_retries=0)
     renewals: list[str] = []
@@ -66,4 +67,4 @@ async def test_refused_renewals_are_retried_and_the_round_still_succeeds(
     assert renewals[:REFUSALS] == ["refused"] * REFUSALS
     assert engine.stats.lease_renewal_failures == REFUSALS
     assert engine.stats.results_written == 1
-    assert (await clips_of(db, project))["slow-answer"].startswith("https://")
+    assert (await clips_of(db, project))[J.slow_answer].startswith("https://")

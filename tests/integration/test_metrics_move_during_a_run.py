@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncpg
 
 from reconciler.local.simulator import RunwareSimulator
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, WEBHOOK_SECRET, AppFactory
 from tests.projects import clips_of, new_project
 from tests.scrape import Scrape, scrape
 from tests.waiting import wait_until
 
-HOOKED = ["hook-1", "hook-2", "hook-3"]
-POLLED = ["poll-1", "poll-2"]
+HOOKED = [J.hook_1, J.hook_2, J.hook_3]
+POLLED = [J.poll_1, J.poll_2]
 
 
 def _delta(after: Scrape, before: Scrape, name: str, **labels: str) -> float:

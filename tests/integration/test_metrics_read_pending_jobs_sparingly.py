@@ -11,6 +11,7 @@ from reconciler.observability.pending import PendingStatsCache
 from reconciler.ports import PendingStats, StoreUnavailable
 from reconciler.store.functions import FunctionStore
 from tests.fake_clock import FakeClock
+from tests.job_ids import J
 from tests.projects import new_project
 from tests.waiting import wait_until
 
@@ -94,11 +95,12 @@ async def test_the_store_counts_unsettled_jobs_and_the_oldest_age(
     """Through both transports (Postgres, and PostgREST's stand-in) on a real database."""
     assert await store.pending_stats() == PendingStats(0, 0.0)
 
-    project = await new_project(db, {"old": "pending", "new": "pending", "done": "pending"})
+    project = await new_project(db, {J.old: "pending", J.new: "pending", J.done: "pending"})
     await store.sync_project(project, first_check_delay_seconds=0)  # tracks all three
-    await store.apply_results(project, {"done": "failed"})  # settles one
+    await store.apply_results(project, {J.done: "failed"})  # settles one
     await db.execute(
-        "update reconciler.jobs set first_seen_at = now() - interval '1 hour' where job_id = 'old'"
+        "update reconciler.jobs set first_seen_at = now() - interval '1 hour' where job_id = $1",
+        J.old,
     )
 
     stats = await store.pending_stats()

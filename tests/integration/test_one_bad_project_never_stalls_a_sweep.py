@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from reconciler.local.serving import serve
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, AppFactory
 from tests.projects import new_project
 from tests.standins.postgrest import SERVICE_ROLE_KEY, PostgrestStandIn
@@ -58,14 +59,16 @@ async def test_a_refused_project_is_skipped_and_the_sweep_completes(
     await db.execute(
         "insert into public.projects (id, name, clips) values ($1, '', $2)",
         FIRST_PROJECT,
-        {"stuck": "pending"},
+        {J.stuck: "pending"},
     )
     await db.execute("select public.reconciler_drain_changes(100, 3600, 0)")
     await db.execute(
-        "insert into reconciler.parked_results (job_id, result) values ('stuck', $1)", DONE_URL
+        "insert into reconciler.parked_results (job_id, result) values ($2, $1)",
+        DONE_URL,
+        J.stuck,
     )
     await db.execute(APP_REFUSES_ONE_PROJECT)
-    later = [await new_project(db, {f"later-{i}": "pending"}) for i in range(3)]
+    later = [await new_project(db, {J.named(f"later-{i}"): "pending"}) for i in range(3)]
 
     async with run_app(engine_env) as running:
         # The start-up sweep drains the outbox (the later projects), then walks every project
@@ -75,30 +78,33 @@ async def test_a_refused_project_is_skipped_and_the_sweep_completes(
         skipped_count = running.engine.stats.projects_skipped
 
     tracked = await db.fetch(
-        "select project_id from reconciler.jobs where job_id like 'later-%' order by job_id"
+        "select project_id from reconciler.jobs where job_id = any($1::text[])",
+        [J.named(f"later-{i}") for i in range(3)],
     )
     assert sorted(r["project_id"] for r in tracked) == sorted(later)
     assert skipped_count >= 1
     assert skipped[0].project_id == FIRST_PROJECT
     assert "is archived" in skipped[0].reason
     stuck = await db.fetchval("select clips from public.projects where id = $1", FIRST_PROJECT)
-    assert stuck == {"stuck": "pending"}
+    assert stuck == {J.stuck: "pending"}
 
 
 async def test_the_drain_skips_a_refused_project_and_takes_the_rest(
     engine_env: dict[str, str], run_app: AppFactory, db: asyncpg.Connection
 ) -> None:
     await db.execute(
-        "insert into reconciler.parked_results (job_id, result) values ('stuck', $1)", DONE_URL
+        "insert into reconciler.parked_results (job_id, result) values ($2, $1)",
+        DONE_URL,
+        J.stuck,
     )
     await db.execute(APP_REFUSES_ONE_PROJECT)
     # The app's insert is not refused (its trigger is on update); our write of the result is.
     await db.execute(
         "insert into public.projects (id, name, clips) values ($1, '', $2)",
         FIRST_PROJECT,
-        {"stuck": "pending"},
+        {J.stuck: "pending"},
     )
-    later = [await new_project(db, {f"later-{i}": "pending"}) for i in range(3)]
+    later = [await new_project(db, {J.named(f"later-{i}"): "pending"}) for i in range(3)]
     env = engine_env | {"RECONCILER_SWEEP_ON_START": "0", "RECONCILER_SWEEP_INTERVAL_SECONDS": "0"}
 
     async with run_app(env) as running:

@@ -13,6 +13,7 @@ import pytest
 from reconciler.operator.views import read_overview, read_project_view
 from reconciler.ports import PollOutcome, ReplicaHeartbeat, StoreRejected
 from reconciler.store.functions import FunctionStore
+from tests.job_ids import J
 from tests.projects import tracked_project
 
 URL = "https://vm.runware.ai/video/os/a/ws/2/vi/a.mp4"
@@ -62,19 +63,19 @@ async def test_stuck_jobs_are_listed_oldest_first_with_their_last_check(
     store: FunctionStore, db: asyncpg.Connection
 ) -> None:
     project = await tracked_project(
-        db, {"fresh": "pending", "hour": "pending", "day": "pending", "done": URL}
+        db, {J.fresh: "pending", J.hour: "pending", J.day: "pending", J.done: URL}
     )
-    await age_job(db, "hour", 2 * 3600)
-    await age_job(db, "day", 26 * 3600)
+    await age_job(db, J.hour, 2 * 3600)
+    await age_job(db, J.day, 26 * 3600)
     # A check that found the job still working: its progress and reason are kept.
     await store.finish_round(
         "replica-a",
-        [PollOutcome(project, "hour", None, "Runware: still processing", 30.0, progress=60)],
+        [PollOutcome(project, J.hour, None, "Runware: still processing", 30.0, progress=60)],
     )
 
     # A later check that brings no figure (ours failed) keeps the last report.
     await store.finish_round(
-        "replica-a", [PollOutcome(project, "hour", None, "Runware: still processing", 30.0)]
+        "replica-a", [PollOutcome(project, J.hour, None, "Runware: still processing", 30.0)]
     )
 
     overview = await read_overview(store, oldest_limit=2)
@@ -87,7 +88,7 @@ async def test_stuck_jobs_are_listed_oldest_first_with_their_last_check(
         ">6h": 1,
     }
     assert overview.unsettled == 3
-    assert [job.job_id for job in overview.oldest] == ["day", "hour"]
+    assert [job.job_id for job in overview.oldest] == [J.day, J.hour]
     hour = overview.oldest[1]
     assert hour.project_id == project
     assert hour.attempts == 2
@@ -100,24 +101,25 @@ async def test_stuck_jobs_are_listed_oldest_first_with_their_last_check(
 async def test_failures_of_the_last_day_name_their_reasons(
     store: FunctionStore, db: asyncpg.Connection
 ) -> None:
-    project = await tracked_project(db, {f"j{i}": "pending" for i in range(4)})
+    project = await tracked_project(db, {J.named(f"j{i}"): "pending" for i in range(4)})
     await store.finish_round(
         "replica-a",
         [
-            PollOutcome(project, "j0", "failed", "gave up after 3601 s without a result", 0),
-            PollOutcome(project, "j1", "failed", "gave up after 3723 s without a result", 0),
-            PollOutcome(project, "j2", "failed", "Runware: content policy", 0),
-            PollOutcome(project, "j3", "failed", "Runware: from two days ago", 0),
+            PollOutcome(project, J.j0, "failed", "gave up after 3601 s without a result", 0),
+            PollOutcome(project, J.j1, "failed", "gave up after 3723 s without a result", 0),
+            PollOutcome(project, J.j2, "failed", "Runware: content policy", 0),
+            PollOutcome(project, J.j3, "failed", "Runware: from two days ago", 0),
         ],
     )
     await db.execute(
-        "update reconciler.jobs set settled_at = now() - interval '2 days' where job_id = 'j3'"
+        "update reconciler.jobs set settled_at = now() - interval '2 days' where job_id = $1",
+        J.j3,
     )
 
     overview = await read_overview(store)
 
-    assert {f.job_id for f in overview.failures_24h} == {"j0", "j1", "j2"}
-    assert {f.job_id: f.reason for f in overview.failures_24h}["j2"] == "Runware: content policy"
+    assert {f.job_id for f in overview.failures_24h} == {J.j0, J.j1, J.j2}
+    assert {f.job_id: f.reason for f in overview.failures_24h}[J.j2] == "Runware: content policy"
     assert all(f.project_id == project for f in overview.failures_24h)
     assert overview.failure_reasons_24h == [
         ("gave up after N s without a result", 2),
@@ -127,8 +129,8 @@ async def test_failures_of_the_last_day_name_their_reasons(
 
 
 async def test_parked_results_are_counted(store: FunctionStore) -> None:
-    await store.ingest_result("nobody-has-this-job", URL, None, 0)
-    await store.ingest_result("nor-this-one", "failed", "boom", 0)
+    await store.ingest_result(J.nobody_has_this_job, URL, None, 0)
+    await store.ingest_result(J.nor_this_one, "failed", "boom", 0)
 
     assert (await read_overview(store)).parked_results == 2
 
@@ -199,10 +201,10 @@ async def test_the_project_view_shows_every_clip_with_its_job(
     store: FunctionStore, db: asyncpg.Connection
 ) -> None:
     project = await tracked_project(
-        db, {"waiting": "pending", "done": URL, "bad": "failed", "odd": {"x": 1}}
+        db, {J.waiting: "pending", J.done: URL, J.bad: "failed", J.odd: {"x": 1}}
     )
     await store.finish_round(
-        "replica-a", [PollOutcome(project, "waiting", None, "Runware: queued", 60, progress=5)]
+        "replica-a", [PollOutcome(project, J.waiting, None, "Runware: queued", 60, progress=5)]
     )
 
     view = await read_project_view(store, project)
@@ -211,24 +213,27 @@ async def test_the_project_view_shows_every_clip_with_its_job(
     assert view.project_id == project
     clips = {clip.job_id: clip for clip in view.clips}
     assert {job: clip.status for job, clip in clips.items()} == {
-        "waiting": "pending",
-        "done": "completed",
-        "bad": "failed",
-        "odd": "unknown",
+        J.waiting: "pending",
+        J.done: "completed",
+        J.bad: "failed",
+        J.odd: "unknown",
     }
-    waiting = clips["waiting"]
+    waiting = clips[J.waiting]
     assert (waiting.attempts, waiting.last_error, waiting.progress) == (1, "Runware: queued", 5)
     assert waiting.next_check_at is not None
     assert waiting.next_check_at > datetime.now(UTC) + timedelta(seconds=30)
-    assert clips["done"].value == URL
-    assert clips["done"].attempts is None
+    assert clips[J.done].value == URL
+    assert clips[J.done].attempts is None
     # Once settled, Runware's old percentage is no longer shown.
-    await store.apply_results(project, {"waiting": URL})
+    await store.apply_results(project, {J.waiting: URL})
     settled = await read_project_view(store, project)
     assert settled is not None
-    assert {clip.job_id: clip.progress for clip in settled.clips}["waiting"] is None
-    assert clips["odd"].value == {"x": 1}
-    assert view.as_json()["clips"][0]["job_id"] == "bad"
+    assert {clip.job_id: clip.progress for clip in settled.clips}[J.waiting] is None
+    assert clips[J.odd].value == {"x": 1}
+    # In key order.
+    assert [c["job_id"] for c in view.as_json()["clips"]] == sorted(
+        [J.waiting, J.done, J.bad, J.odd]
+    )
 
 
 async def test_the_project_view_of_an_unknown_project_is_none(store: FunctionStore) -> None:
@@ -255,7 +260,7 @@ async def test_the_overview_never_reads_projects(
 ) -> None:
     """I10: the overview walks our own rows only. Proof: it answers while `projects` is held
     under an exclusive lock, which any read of that table would wait for."""
-    await tracked_project(db, {"j": "pending"})
+    await tracked_project(db, {J.j: "pending"})
     locker = await asyncpg.connect(database_url)
     try:
         async with locker.transaction():
@@ -280,20 +285,23 @@ async def test_the_age_counts_follow_every_way_a_job_settles_or_returns(
         )
         return count
 
-    first = await tracked_project(db, {f"a{i}": "pending" for i in range(5)})
-    second = await tracked_project(db, {"b0": "pending", "b1": "pending"})
-    await age_job(db, "a0", 3 * 3600)
+    first = await tracked_project(db, {J.named(f"a{i}"): "pending" for i in range(5)})
+    second = await tracked_project(db, {J.b0: "pending", J.b1: "pending"})
+    await age_job(db, J.a0, 3 * 3600)
     assert (await read_overview(store)).unsettled == await counted_by_rows() == 7
 
-    await store.apply_results(first, {"a1": URL, "a2": "failed"})  # settled by the merge
-    await store.finish_round("r", [PollOutcome(first, "a3", None, "still working", 5)])
+    await store.apply_results(first, {J.a1: URL, J.a2: "failed"})  # settled by the merge
+    await store.finish_round("r", [PollOutcome(first, J.a3, None, "still working", 5)])
     await db.execute(  # the app resets a settled clip: tracked afresh
-        'update public.projects set clips = clips || \'{"a1": "pending"}\' where id = $1', first
+        "update public.projects set clips = clips || jsonb_build_object($2::text, 'pending')"
+        " where id = $1",
+        first,
+        J.a1,
     )
     await db.execute("select public.reconciler_drain_changes(100, 0, 0)")
     await db.execute("delete from public.projects where id = $1", second)
     await db.execute("select public.reconciler_drain_changes(100, 0, 0)")
-    await db.execute("delete from reconciler.jobs where job_id = 'a4'")
+    await db.execute("delete from reconciler.jobs where job_id = $1", J.a4)
 
     before_fold = await read_overview(store)
     await store.record_heartbeat(beat("folder"))  # folds the deltas
@@ -314,8 +322,8 @@ async def test_with_archiving_on_the_views_show_the_backlog_and_each_clips_archi
 ) -> None:
     assert (await read_overview(store)).archive_backlog is None  # off: not reported
     await store.set_archiving(True)
-    project = await tracked_project(db, {"done": "pending", "waiting": "pending"})
-    await store.apply_results(project, {"done": URL})  # queued for archiving, same statement
+    project = await tracked_project(db, {J.done: "pending", J.waiting: "pending"})
+    await store.apply_results(project, {J.done: URL})  # queued for archiving, same statement
 
     overview = await read_overview(store)
     view = await read_project_view(store, project)
@@ -324,10 +332,10 @@ async def test_with_archiving_on_the_views_show_the_backlog_and_each_clips_archi
     assert overview.as_json()["archive_backlog"] == 1
     assert view is not None
     states = {clip.job_id: clip.archive_state for clip in view.clips}
-    assert states == {"done": "queued", "waiting": None}
+    assert states == {J.done: "queued", J.waiting: None}
     [task] = await store.claim_archive_tasks("op-test", 10, 60, 5)
     await store.archive_failed(task, "gone", permanent=True, retry_in_seconds=0, max_attempts=5)
     view = await read_project_view(store, project)
     assert view is not None
-    assert {c.job_id: c.archive_state for c in view.clips}["done"] == "given_up"
+    assert {c.job_id: c.archive_state for c in view.clips}[J.done] == "given_up"
     assert (await read_overview(store)).archive_backlog == 0

@@ -15,6 +15,7 @@ import pytest
 from reconciler.local.localpg import free_port
 from reconciler.local.simulator import ApiFaults, RunwareSimulator
 from tests import webhook_bodies as bodies
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, WEBHOOK_SECRET, AppFactory, RunningService
 from tests.projects import clips_of, new_project
 from tests.scrape import scrape
@@ -41,7 +42,7 @@ async def test_failed_checks_past_the_give_up_age_keep_the_clip_pending(
     db: asyncpg.Connection,
     trouble: str,
 ) -> None:
-    job = f"held-{trouble}"
+    job = J.named(f"held-{trouble}")
     simulator.add_job(job, duration=0, outcome="success")  # Runware has the result
     project = await _pending_for_an_hour(db, job)
     env = service_env | ENGINE_ENV | {"RECONCILER_GIVE_UP_SECONDS": "1"}

@@ -17,6 +17,7 @@ from reconciler.local.simulator import RunwareSimulator
 from reconciler.runware.client import RunwareClient
 from reconciler.store.calls import SqlFunction
 from reconciler.store.functions import FunctionStore
+from tests.job_ids import J
 from tests.projects import clips_of, tracked_project
 
 
@@ -40,7 +41,7 @@ async def test_a_round_over_many_projects_is_two_calls(
 ) -> None:
     projects = []
     for i in range(5):
-        done, failed, waiting = f"done-{i}", f"failed-{i}", f"waiting-{i}"
+        done, failed, waiting = (J.named(f"{kind}-{i}") for kind in ("done", "failed", "waiting"))
         simulator.add_job(done, duration=0, outcome="success")
         simulator.add_job(failed, duration=0, outcome="error")
         simulator.add_job(waiting, duration=3600)
@@ -68,12 +69,17 @@ async def test_a_round_over_many_projects_is_two_calls(
     assert engine.stats.results_written == 10
     for i, project in enumerate(projects):
         clips = await clips_of(db, project)
-        assert clips[f"failed-{i}"] == "failed"
-        assert clips[f"waiting-{i}"] == "pending"
-        assert clips[f"done-{i}"].startswith("https://")
+        assert clips[J.named(f"failed-{i}")] == "failed"
+        assert clips[J.named(f"waiting-{i}")] == "pending"
+        assert clips[J.named(f"done-{i}")].startswith("https://")
     rescheduled = await db.fetch(
-        "select attempts, lease_owner from reconciler.jobs where job_id like 'waiting-%'"
+        "select attempts, lease_owner from reconciler.jobs where job_id = any($1::text[])",
+        [J.named(f"waiting-{i}") for i in range(5)],
     )
     assert [(r["attempts"], r["lease_owner"]) for r in rescheduled] == [(1, None)] * 5
-    reasons = await db.fetch("select last_error from reconciler.jobs where job_id like 'failed-%'")
+    reasons = await db.fetch(
+        "select last_error from reconciler.jobs where job_id = any($1::text[])",
+        [J.named(f"failed-{i}") for i in range(5)],
+    )
+    assert len(reasons) == 5
     assert all(r["last_error"] for r in reasons)

@@ -19,6 +19,7 @@ import pytest
 from reconciler.local.simulator import RunwareSimulator
 from reconciler.migrations import apply_migrations, migration_files
 from tests.databases import PgCluster
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, AppFactory
 from tests.waiting import wait_until
 
@@ -47,32 +48,42 @@ async def _load_v01_state(conn: asyncpg.Connection, long_key: str) -> None:
     await conn.execute(
         """
         insert into public.projects (id, clips) values
-          ($1, '{"tracked": "pending", "leased": "pending", "settled": "https://vm.runware.ai/d.mp4",
-                 "shared": "pending"}'),
-          ($2, '{"untracked": "pending", "shared": "pending", "early": "pending"}'),
-          ($3, $5::text::jsonb),
-          ($4, '{"done": "failed"}')
+          ($1, $6::text::jsonb), ($2, $7::text::jsonb), ($3, $5::text::jsonb), ($4, $8::text::jsonb)
         """,
         P1,
         P2,
         P3,
         P4,
-        json.dumps({long_key: "pending", "beside-long": "pending"}),
+        json.dumps({long_key: "pending", J.beside_long: "pending"}),
+        json.dumps(
+            {
+                J.tracked: "pending",
+                J.leased: "pending",
+                J.settled: "https://vm.runware.ai/d.mp4",
+                J.shared: "pending",
+            }
+        ),
+        json.dumps({J.untracked: "pending", J.shared: "pending", J.early: "pending"}),
+        json.dumps({J.done: "failed"}),
     )
-    # v0.1 state: P1's jobs tracked (one leased by a replica that died), "shared" tracked for
-    # P1 only (v0.1 keyed jobs by job id), a parked result for P2's "early", a settled job.
+    # v0.1 state: P1's jobs tracked (one leased by a replica that died), J.shared tracked for
+    # P1 only (v0.1 keyed jobs by job id), a parked result for P2's J.early, a settled job.
     await conn.execute("select public.reconciler_read_project($1, 0, 0, true)", P1)
     await conn.execute(
         "update reconciler.jobs set lease_owner = 'crashed-replica',"
-        " lease_expires_at = now() + interval '1 hour' where job_id = 'leased'"
+        " lease_expires_at = now() + interval '1 hour' where job_id = $1",
+        J.leased,
     )
     await conn.execute(
         "insert into reconciler.jobs (job_id, project_id, settled_at, outcome)"
-        " values ('done', $1, now(), 'failed')",
+        " values ($2, $1, now(), 'failed')",
         P4,
+        J.done,
     )
     await conn.execute(
-        "insert into reconciler.parked_results (job_id, result) values ('early', $1)", URL_DONE
+        "insert into reconciler.parked_results (job_id, result) values ($2, $1)",
+        URL_DONE,
+        J.early,
     )
     # v0.1 could track a key this long (job id alone under its 2,704-byte limit).
     await conn.execute(
@@ -91,7 +102,7 @@ async def test_v01_database_upgrades_and_every_clip_converges(
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     try:
         await _load_v01_state(conn, long_key)
-        for job in ("tracked", "leased", "shared", "untracked", "beside-long"):
+        for job in (J.tracked, J.leased, J.shared, J.untracked, J.beside_long):
             simulator.add_job(job, duration=0, outcome="success")
 
         applied = await apply_migrations(released_db)
@@ -134,19 +145,19 @@ async def test_v01_database_upgrades_and_every_clip_converges(
     assert applied == [f.name for f in migration_files() if f.name > RELEASED]
     assert again == []
     assert clips[P1] == {
-        "tracked": truth["tracked"],
-        "leased": truth["leased"],
-        "settled": "https://vm.runware.ai/d.mp4",
-        "shared": truth["shared"],
+        J.tracked: truth[J.tracked],
+        J.leased: truth[J.leased],
+        J.settled: "https://vm.runware.ai/d.mp4",
+        J.shared: truth[J.shared],
     }
     # Held by two projects: settled in both; the parked result applied.
     assert clips[P2] == {
-        "untracked": truth["untracked"],
-        "shared": truth["shared"],
-        "early": URL_DONE,
+        J.untracked: truth[J.untracked],
+        J.shared: truth[J.shared],
+        J.early: URL_DONE,
     }
-    assert clips[P3] == {long_key: "pending", "beside-long": truth["beside-long"]}
-    assert clips[P4] == {"done": "failed"}
+    assert clips[P3] == {long_key: "pending", J.beside_long: truth[J.beside_long]}
+    assert clips[P4] == {J.done: "failed"}
     # Nothing of ours is left on projects but its primary key and one trigger.
     assert [r["indexname"] for r in on_projects] == ["projects_pkey"]
     assert [r["tgname"] for r in triggers] == ["reconciler_clips_changed"]

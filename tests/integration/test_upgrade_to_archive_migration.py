@@ -26,6 +26,7 @@ from tests.archiving import (
     serve_videos,
 )
 from tests.databases import PgCluster
+from tests.job_ids import J
 from tests.plugin import AppFactory
 from tests.standins.postgrest import SERVICE_ROLE_KEY
 from tests.waiting import wait_until
@@ -63,30 +64,32 @@ async def test_previous_database_upgrades_and_every_video_is_archived(
     run_app: AppFactory,
 ) -> None:
     serve_videos(simulator)
-    for job in ("old", "tracked", "leased", "early"):
+    for job in (J.old, J.tracked, J.leased, J.early):
         simulator.add_job(job, duration=0, outcome="success")
-    simulator.add_job("broken", duration=0, outcome="error")
+    simulator.add_job(J.broken, duration=0, outcome="error")
     conn = await asyncpg.connect(previous_db)
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     try:
         # State under the previous files: a URL written before the upgrade, tracked pending
         # jobs (one leased by a replica that died), a parked webhook result, a failure.
-        old_url = simulator.truth()["old"]
+        old_url = simulator.truth()[J.old]
         await conn.execute(
             "insert into public.projects (id, clips) values ($1, $3), ($2, $4)",
             P1,
             P2,
-            {"old": old_url, "tracked": "pending", "leased": "pending"},
-            {"early": "pending", "broken": "pending"},
+            {J.old: old_url, J.tracked: "pending", J.leased: "pending"},
+            {J.early: "pending", J.broken: "pending"},
         )
         await conn.execute("select public.reconciler_drain_changes(100, 0, 0)")
         await conn.execute(
             "update reconciler.jobs set lease_owner = 'crashed-replica',"
-            " lease_expires_at = now() + interval '1 hour' where job_id = 'leased'"
+            " lease_expires_at = now() + interval '1 hour' where job_id = $1",
+            J.leased,
         )
         await conn.execute(
-            "insert into reconciler.parked_results (job_id, result) values ('early', $1)",
-            simulator.truth()["early"],
+            "insert into reconciler.parked_results (job_id, result) values ($2, $1)",
+            simulator.truth()[J.early],
+            J.early,
         )
 
         applied = await apply_migrations(previous_db)
@@ -122,7 +125,7 @@ async def test_previous_database_upgrades_and_every_video_is_archived(
         enabled = await conn.fetchval("select enabled from reconciler.archive_settings")
         assert await assert_archived_byte_for_byte(conn, storage, storage.url) == 4
         broken = await conn.fetchval(
-            "select clips ->> 'broken' from public.projects where id = $1", P2
+            "select clips ->> $2 from public.projects where id = $1", P2, J.broken
         )
     finally:
         await conn.close()
@@ -137,6 +140,6 @@ async def test_previous_database_upgrades_and_every_video_is_archived(
     # The back-fill found the URL written before the upgrade (the others were pending then,
     # or settled by the service before the page was read: then queued by the write itself).
     assert page.scanned == 2
-    assert {job for _, job in tasks_after_rerun} == {"old", "tracked", "leased", "early"}
+    assert {job for _, job in tasks_after_rerun} == {J.old, J.tracked, J.leased, J.early}
     assert enabled is True
     assert broken == "failed"

@@ -16,6 +16,7 @@ from reconciler.migrations import apply_migrations, migration_files
 from reconciler.operator.views import read_overview
 from reconciler.store.postgres import connect_postgres_store
 from tests.databases import PgCluster
+from tests.job_ids import J
 from tests.plugin import ENGINE_ENV, AppFactory
 from tests.waiting import wait_until
 
@@ -45,14 +46,15 @@ async def _load_previous_state(conn: asyncpg.Connection) -> None:
         " ($2, $4::text::jsonb)",
         P1,
         P2,
-        json.dumps({"slow": "pending", "leased": "pending", "broken": "pending"}),
-        json.dumps({"quick": "pending"}),
+        json.dumps({J.slow: "pending", J.leased: "pending", J.broken: "pending"}),
+        json.dumps({J.quick: "pending"}),
     )
     await conn.execute("select public.reconciler_drain_changes(100, 0, 0)")
     # A replica of the previous release died mid-poll; another job already failed, with why.
     await conn.execute(
         "update reconciler.jobs set lease_owner = 'crashed-replica',"
-        " lease_expires_at = now() + interval '1 hour' where job_id = 'leased'"
+        " lease_expires_at = now() + interval '1 hour' where job_id = $1",
+        J.leased,
     )
     await conn.execute(
         "select public.reconciler_finish_round('old-replica', $1::text::jsonb)",
@@ -60,7 +62,7 @@ async def _load_previous_state(conn: asyncpg.Connection) -> None:
             [
                 {
                     "project_id": str(P1),
-                    "job_id": "broken",
+                    "job_id": J.broken,
                     "result": "failed",
                     "reason": "Runware: invalid model",
                     "next_check_in_seconds": 0,
@@ -71,10 +73,13 @@ async def _load_previous_state(conn: asyncpg.Connection) -> None:
     await conn.execute(
         # Younger than the give-up age (an hour by default): it stays pending.
         "update reconciler.jobs set first_seen_at = now() - interval '30 minutes'"
-        " where job_id = 'slow'"
+        " where job_id = $1",
+        J.slow,
     )
     await conn.execute(
-        "insert into reconciler.parked_results (job_id, result) values ('early', $1)", URL_EARLY
+        "insert into reconciler.parked_results (job_id, result) values ($2, $1)",
+        URL_EARLY,
+        J.early,
     )
 
 
@@ -94,8 +99,8 @@ async def test_previous_database_upgrades_and_the_operator_sees_everything(
 
         before = await read_overview(store)
 
-        simulator.add_job("slow", duration=3600)  # still working: reports progress
-        for job in ("leased", "quick"):
+        simulator.add_job(J.slow, duration=3600)  # still working: reports progress
+        for job in (J.leased, J.quick):
             simulator.add_job(job, duration=0, outcome="success")
         env = (
             service_env
@@ -105,22 +110,23 @@ async def test_previous_database_upgrades_and_the_operator_sees_everything(
         async with run_app(env) as app:
             # As time would: the dead replica's lease expires.
             await conn.execute(
-                "update reconciler.jobs set lease_expires_at = now() where job_id = 'leased'"
+                "update reconciler.jobs set lease_expires_at = now() where job_id = $1",
+                J.leased,
             )
 
             async def converged() -> bool:
                 clips = await conn.fetchval("select clips from public.projects where id = $1", P2)
                 leased = await conn.fetchval(
-                    "select clips ->> 'leased' from public.projects where id = $1", P1
+                    "select clips ->> $2 from public.projects where id = $1", P1, J.leased
                 )
                 progress = await conn.fetchval(
-                    "select progress from reconciler.jobs where job_id = 'slow'"
+                    "select progress from reconciler.jobs where job_id = $1", J.slow
                 )
                 unsettled = await conn.fetchval(
                     "select count(*) from reconciler.jobs where settled_at is null"
                 )
                 return (
-                    clips["quick"] != "pending"
+                    clips[J.quick] != "pending"
                     and leased != "pending"
                     and progress is not None
                     and unsettled == 1
@@ -139,17 +145,17 @@ async def test_previous_database_upgrades_and_the_operator_sees_everything(
     # The state of the previous release, as the operator sees it right after the upgrade.
     assert before.unsettled == 3
     assert {b.label: b.count for b in before.age_buckets}["10-60m"] == 1
-    assert before.oldest[0].job_id == "slow"
+    assert before.oldest[0].job_id == J.slow
     assert before.oldest[0].progress is None
     assert [(f.job_id, f.reason) for f in before.failures_24h] == [
-        ("broken", "Runware: invalid model")
+        (J.broken, "Runware: invalid model")
     ]
     assert before.parked_results == 1
     assert before.replicas == []
     # A serving replica heartbeats, and the poll round stored Runware's progress.
     assert [(r.owner, r.alive) for r in during.replicas] == [(owner, True)]
     assert during.unsettled == 1
-    assert during.oldest[0].job_id == "slow"
+    assert during.oldest[0].job_id == J.slow
     assert during.oldest[0].progress is not None
     # A clean stop removes the replica's row.
     assert after.replicas == []

@@ -21,6 +21,7 @@ from reconciler.clips import (
     status_from_error,
 )
 from reconciler.schedule import PollPolicy
+from tests.job_ids import J
 
 POLICY = UrlPolicy()
 URL = "https://vm.runware.ai/video/os/x/ws/2/vi/v.mp4"
@@ -156,7 +157,7 @@ def _decide_pending(
     answers: dict[str, object], age: float, give_up: PollPolicy | None = GIVE_UP
 ) -> Decision:
     return decide_pending_job(
-        "job",
+        J.job,
         answers,  # type: ignore[arg-type]
         job_age_seconds=age,
         unknown_task_grace_seconds=600,
@@ -167,7 +168,7 @@ def _decide_pending(
 
 def test_a_job_missing_from_the_answer_is_a_failed_check_that_never_gives_up() -> None:
     decision = _decide_pending({}, age=99_999)
-    assert decision == Decision("job", None, NO_ANSWER, check_failed=True)
+    assert decision == Decision(J.job, None, NO_ANSWER, check_failed=True)
 
 
 @pytest.mark.parametrize(
@@ -175,27 +176,27 @@ def test_a_job_missing_from_the_answer_is_a_failed_check_that_never_gives_up() -
     [CheckError("Runware unreachable"), Succeeded("https://evil.example/v.mp4")],
 )
 def test_our_own_failures_never_fail_a_clip_past_the_give_up_age(status: object) -> None:
-    decision = _decide_pending({"job": status}, age=99_999)
+    decision = _decide_pending({J.job: status}, age=99_999)
     assert (decision.write, decision.check_failed, decision.gave_up) == (None, True, False)
 
 
 def test_runware_still_working_past_the_give_up_age_fails_the_clip() -> None:
-    young = _decide_pending({"job": Processing(10)}, age=3599)
-    old = _decide_pending({"job": Processing(10)}, age=3600)
+    young = _decide_pending({J.job: Processing(10)}, age=3599)
+    old = _decide_pending({J.job: Processing(10)}, age=3600)
     assert (young.write, young.gave_up) == (None, False)
     assert (old.write, old.gave_up, old.check_failed) == (FAILED, True, False)
     assert (old.error or "").startswith("gave up after 3600 s without a result")
 
 
 def test_without_a_give_up_policy_a_clip_stays_pending_at_any_age() -> None:
-    decision = _decide_pending({"job": Processing(10)}, age=99_999, give_up=None)
-    assert decision == Decision("job", None)
+    decision = _decide_pending({J.job: Processing(10)}, age=99_999, give_up=None)
+    assert decision == Decision(J.job, None)
 
 
-def test_a_key_too_long_for_a_task_id_is_reported_not_decided() -> None:
-    key = "k" * 256
+@pytest.mark.parametrize("key", ["k" * 256, "job-1", J.job.replace("-", "")])
+def test_a_key_that_is_not_a_task_id_is_reported_not_decided(key: str) -> None:
     decision = decide_pending_job(
         key, {}, job_age_seconds=0, unknown_task_grace_seconds=600, url_policy=POLICY
     )
     assert (decision.write, decision.check_failed) == (None, True)
-    assert "too long" in (decision.error or "")
+    assert decision.error == "job id is not a Runware task id (a UUID); it is not tracked"

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 
 from tests.fakes.engines import CHECK_POLICY, ENGINE_POLICY, EngineWorld
+from tests.job_ids import J
 from tests.waiting import wait_until
 
 LEASE = ENGINE_POLICY.lease_seconds
 
 
 async def _due_job(world: EngineWorld) -> None:
-    world.store.app.insert({"j1": "pending"})
+    world.store.app.insert({J.j1: "pending"})
     await world.engine().drain_once()
     world.clock.advance(CHECK_POLICY.first_check_delay_seconds)
 
@@ -30,7 +31,7 @@ async def test_a_job_one_replica_polls_is_not_claimed_by_another() -> None:
 
     world.runware.gate.set()
     assert await round_a == 1
-    assert world.runware.requests == [["j1"]]
+    assert world.runware.requests == [[J.j1]]
 
 
 async def test_a_dead_replicas_lease_expires_and_the_job_is_taken_over() -> None:
@@ -48,7 +49,7 @@ async def test_a_dead_replicas_lease_expires_and_the_job_is_taken_over() -> None
     assert await survivor.poll_once() == 0
     world.clock.advance(0.1)
     assert await survivor.poll_once() == 1
-    state = (await world.inspect.job_states(["j1"]))["j1"]
+    state = (await world.inspect.job_states([J.j1]))[J.j1]
     assert (state.attempts, state.lease_owner) == (1, None)
 
 
@@ -63,7 +64,7 @@ async def test_a_long_round_renews_its_leases() -> None:
     for renewal in range(1, 5):  # well past the first lease's expiry
         world.clock.advance(LEASE / 3)
         await wait_until(lambda: world.store.calls["renew_leases"] == renewal)  # noqa: B023
-        state = (await world.inspect.job_states(["j1"]))["j1"]
+        state = (await world.inspect.job_states([J.j1]))[J.j1]
         assert state.lease_owner == "slow"
         assert state.next_check_in_seconds <= 0  # due, yet held
         assert await other.poll_once() == 0
@@ -71,7 +72,7 @@ async def test_a_long_round_renews_its_leases() -> None:
 
     world.runware.gate.set()
     assert await long_round == 1
-    assert (await world.inspect.job_states(["j1"]))["j1"].lease_owner is None
+    assert (await world.inspect.job_states([J.j1]))[J.j1].lease_owner is None
     assert slow.stats.lease_renewal_failures == 0
 
 

@@ -8,6 +8,7 @@ import asyncio
 from reconciler.clock import wait_or_timeout
 from tests.fake_clock import FakeClock
 from tests.fakes.engines import EngineWorld
+from tests.job_ids import J
 from tests.waiting import let_others_run, wait_until
 
 HOUR = 3600.0
@@ -50,7 +51,7 @@ async def test_a_wait_without_a_timeout_needs_the_event() -> None:
 
 async def test_the_poll_loop_runs_on_the_injected_clock() -> None:
     world = EngineWorld()
-    world.store.app.insert({"j1": "pending"})
+    world.store.app.insert({J.j1: "pending"})
     # An hour between rounds: on real time the test would never see a second one.
     engine = world.engine(poll_interval_seconds=HOUR)
     engine.start()
@@ -63,6 +64,6 @@ async def test_the_poll_loop_runs_on_the_injected_clock() -> None:
 
         world.clock.advance(HOUR * 1.25)  # past the jittered interval, at once
 
-        await wait_until(lambda: world.runware.requests == [["j1"]])
+        await wait_until(lambda: world.runware.requests == [[J.j1]])
     finally:
         await engine.stop()
