@@ -13,8 +13,9 @@
 --     RECONCILER_MAX_PENDING_PER_PROJECT into reconciler.tracking_settings at start-up;
 --     1,000 until it does). Pending keys beyond it are recorded in untrackable_clips with
 --     their reason and counted; they are tracked by a later reconcile of the project (a sweep,
---     the app's next change) once its tracked jobs settle. The bound is per call: two
---     reconciles of one project at the same instant may each fill the room once.
+--     the app's next change) once its tracked jobs settle. Every path that tracks jobs holds the
+--     project's row while it does (reconcile_project, reconciler_track_jobs), so the bound is
+--     exact, and job rows are written in the lock order (project row, then its jobs).
 --   * A poll round is fair across projects: due jobs are ranked per project (oldest due
 --     first) and taken turn by turn (every project's first due job, then every project's
 --     second...), at most p_per_project from one project. A project with 5,000 due jobs no
@@ -235,7 +236,10 @@ declare
     v_applied jsonb := '{}'::jsonb;
     v_outcome jsonb;
 begin
-    select p.clips into v_clips from public.projects p where p.id = p_project_id;
+    -- The project's row first, then its job rows (the lock order: docs/architecture.md): a
+    -- check, sweep or hint that tracks jobs while a webhook holds the row and settles them
+    -- would otherwise wait on each other's rows.
+    select p.clips into v_clips from public.projects p where p.id = p_project_id for update;
     if not found then
         -- Deleted: settles whatever was tracked for it.
         perform public.reconciler_apply_results(p_project_id, '{}'::jsonb);
@@ -261,6 +265,30 @@ begin
             p_project_id, v_clips, null, p_first_check_delay_seconds, p_spread_seconds);
     end if;
     return jsonb_build_object('found', true, 'clips', v_clips, 'applied_parked', v_applied);
+end;
+$$;
+
+
+-- Track jobs of a project that are still pending (after a check that did not settle them),
+-- holding the project's row first, as every writer of its jobs does (the lock order).
+create or replace function public.reconciler_track_jobs(
+    p_project_id uuid,
+    p_job_ids text[],
+    p_first_check_delay_seconds double precision
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_clips jsonb;
+begin
+    select p.clips into v_clips from public.projects p where p.id = p_project_id for update;
+    if found then
+        perform reconciler.track_pending(
+            p_project_id, v_clips, p_job_ids, p_first_check_delay_seconds, 0);
+    end if;
 end;
 $$;
 
