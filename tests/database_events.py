@@ -24,11 +24,11 @@ from tests.plugin import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.standins.postgrest import SERVICE_ROLE_KEY
 from tests.waiting import wait_until
 
-PROJECTS = 4
-JOBS_PER_PROJECT = 8
+PROJECTS = 3
+JOBS_PER_PROJECT = 6
 VIDEO_BYTES = 256 * 1024
-# Two seconds a download: copies are still running when the fault comes.
-VIDEO_BYTES_PER_SECOND = VIDEO_BYTES / 2
+# A second a download: copies are still running when the fault comes.
+VIDEO_BYTES_PER_SECOND = VIDEO_BYTES
 # Generous: these bound a failure only.
 CONVERGE_TIMEOUT_SECONDS = 180.0
 # Leases short enough that the ones a fault strands expire within the test.
@@ -36,6 +36,7 @@ EVENT_ENV = {
     "RECONCILER_LEASE_SECONDS": "2",
     "RECONCILER_ARCHIVE_LEASE_SECONDS": "3",
     "RECONCILER_ARCHIVE_MIN_BYTES_PER_SECOND": "0",
+    "RECONCILER_ARCHIVE_CONCURRENCY": "8",
 }
 
 

@@ -86,5 +86,7 @@ async def _run(
         await wait_until(lambda: simulator.state.requests_in_flight == 0, timeout=60)
         await asyncio.to_thread(cluster.server.start)
 
+        restarted = asyncio.get_running_loop().time()
         await work.assert_converged(storage)
+        print(f"converged {asyncio.get_running_loop().time() - restarted:.1f} s after the restart")
     assert simulator.counters.webhook_failed_attempts > failed_before
