@@ -51,6 +51,7 @@ async def inspection_pool(database_url: str) -> asyncpg.Pool:
 @dataclass
 class Workload:
     simulator: RunwareSimulator
+    database_url: str
     pool: asyncpg.Pool
     projects: list[UUID] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
@@ -127,7 +128,9 @@ class Workload:
         await wait_until(self.converged, timeout=CONVERGE_TIMEOUT_SECONDS)
         await self.simulator.webhooks_settled()
         truth = self.simulator.truth()
-        async with self.pool.acquire() as conn:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            await _init(conn)
             tasks = await archive_tasks(conn)
             # Every job of every project archived once, from the video Runware made for it.
             assert sorted(job for _, job in tasks) == sorted(self.jobs)
@@ -135,14 +138,14 @@ class Workload:
                 job: truth[job] for job in self.jobs
             }
             # ...and every clip holds its copy's URL, the bytes the source serves.
-            assert await assert_archived_byte_for_byte(conn, storage, storage.url) == len(
-                self.jobs
-            )
+            assert await assert_archived_byte_for_byte(conn, storage, storage.url) == len(self.jobs)
             keys = await conn.fetchval(
                 "select count(*) from public.projects p, jsonb_each(p.clips) e"
                 " where p.id = any($1::uuid[])",
                 self.projects,
             )
+        finally:
+            await conn.close()
         assert keys == len(self.jobs)
         # Each webhook applied exactly once; none given up.
         assert self.simulator.counters.webhook_delivered == self.with_webhook
@@ -179,6 +182,6 @@ def service_settings(
 async def workload(simulator: RunwareSimulator, database_url: str) -> AsyncIterator[Workload]:
     pool = await inspection_pool(database_url)
     try:
-        yield Workload(simulator, pool)
+        yield Workload(simulator, database_url, pool)
     finally:
         await pool.close()
