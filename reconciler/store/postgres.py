@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -38,6 +39,16 @@ _CONNECT_TIMEOUT_SECONDS = 10.0
 # Rounds of the pooling probe: one settles it behind PgBouncer (it hands the idle server
 # connection to the next transaction), the others cover a pooler that picks another.
 _PROBE_ROUNDS = 3
+# Supabase's transaction-mode pooler listens here: taken at its word even if the probe, on a
+# busy pooler that happened to keep each client on one server, saw nothing.
+SUPABASE_TRANSACTION_POOLER_PORT = 6543
+
+
+def names_the_transaction_pooler_port(dsn: str) -> bool:
+    try:
+        return urlsplit(dsn).port == SUPABASE_TRANSACTION_POOLER_PORT
+    except ValueError:  # asyncpg reports a malformed URL better
+        return False
 
 
 def statement_for(function: SqlFunction) -> str:
@@ -137,7 +148,9 @@ class PostgresCaller:
                 raise StoreUnavailable("the database connection pool is closed")
             if self._pool is None:
                 try:
-                    pooled = await uses_transaction_pooling(self._dsn)
+                    pooled = names_the_transaction_pooler_port(
+                        self._dsn
+                    ) or await uses_transaction_pooling(self._dsn)
                 except _DRIVER_ERRORS as error:
                     raise translate_error(error) from error
                 if pooled:
