@@ -17,7 +17,8 @@ from typing import Literal
 from reconciler.local.localpg import free_port
 from tests.waiting import wait_until
 
-PGBOUNCER = "/usr/sbin/pgbouncer"
+# Debian installs it outside a normal user's PATH.
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 # Generous: it only bounds a failure.
 _START_TIMEOUT_SECONDS = 30.0
 
