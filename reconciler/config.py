@@ -270,7 +270,8 @@ class Settings(BaseSettings):
         "DATABASE_URL",
         None,
         "direct Postgres (`postgresql://…`; through Supabase's pooler, session mode on port"
-        " 5432); selects the Postgres transport when set",
+        " 5432 is best; transaction mode, port 6543, is detected and works with the statement"
+        " cache off); selects the Postgres transport when set",
     )
     requested_transport: TransportChoice = _setting(
         "RECONCILER_TRANSPORT",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from reconciler.local.localpg import LocalPostgres
+from reconciler.local.localpg import LocalPostgres, find_pg_binary
 from reconciler.migrations import apply_baseline, apply_migrations
 
 TEMPLATE = "reconciler_template"
@@ -62,3 +62,27 @@ class PgCluster:
         finally:
             await admin.close()
         return self.dsn(name)
+
+
+def stop_server(server: LocalPostgres) -> None:
+    """`pg_ctl stop -m fast`, the first half of a managed restart: every session is ended
+    (FATAL 57P01 to each client) and new connections are refused until `server.start()`.
+    The cluster must be one the test started for itself: the session's is shared."""
+    done = server._run_as_owner(
+        [find_pg_binary("pg_ctl"), "-D", str(server._data), "-m", "fast", "-w", "stop"]
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pg_ctl stop failed ({done.returncode}): {done.stderr.strip()}")
+
+
+async def dedicated_cluster() -> PgCluster:
+    """A cluster of the test's own, template prepared (stop it with `cluster.server.stop()`)."""
+    server = LocalPostgres()
+    await asyncio.to_thread(server.start)
+    cluster = PgCluster(server)
+    try:
+        await asyncio.to_thread(cluster.prepare_template)
+    except BaseException:
+        await asyncio.to_thread(server.stop)
+        raise
+    return cluster

@@ -1,13 +1,25 @@
 """Postgres transport: the SQL functions called directly through an asyncpg pool.
 
 asyncpg because it is asyncio-native and fast (binary protocol, prepared statements).
+
+Behind a transaction-mode pooler (Supabase's on port 6543, PgBouncer with
+`pool_mode=transaction`) consecutive statements of one client connection can run on different
+server connections, so asyncpg's named prepared statements break ("prepared statement
+__asyncpg_stmt_1__ does not exist"). The pool is made on the first connection that reaches the
+database, after a probe (`uses_transaction_pooling`); behind such a pooler the statement cache
+is off, which is all this transport needs: every call is one statement in its own transaction
+or one explicit transaction, nothing LISTENs (the outbox is drained by polling) and the session
+is never changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -17,6 +29,26 @@ from reconciler.ports import StoreConflict, StoreRejected, StoreUnavailable
 from reconciler.store.answers import JsonText, decode_answer
 from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, RETRIED_SQLSTATES, SqlFunction
 from reconciler.store.functions import FunctionStore
+
+log = logging.getLogger(__name__)
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Bounds a connection attempt (asyncpg's default is 60 s): a probe or a pool connection that
+# cannot get through is reported as unavailable and tried again on the next call.
+_CONNECT_TIMEOUT_SECONDS = 10.0
+# Rounds of the pooling probe: one settles it behind PgBouncer (it hands the idle server
+# connection to the next transaction), the others cover a pooler that picks another.
+_PROBE_ROUNDS = 3
+# Supabase's transaction-mode pooler listens here: taken at its word even if the probe, on a
+# busy pooler that happened to keep each client on one server, saw nothing.
+SUPABASE_TRANSACTION_POOLER_PORT = 6543
+
+
+def names_the_transaction_pooler_port(dsn: str) -> bool:
+    try:
+        return urlsplit(dsn).port == SUPABASE_TRANSACTION_POOLER_PORT
+    except ValueError:  # asyncpg reports a malformed URL better
+        return False
 
 
 def statement_for(function: SqlFunction) -> str:
@@ -59,28 +91,87 @@ def translate_error(error: Exception) -> Exception:
     return StoreUnavailable(f"database unreachable: {type(error).__name__}: {error}")
 
 
+async def uses_transaction_pooling(dsn: str) -> bool:
+    """True when `dsn` leads to a transaction-mode pooler rather than to PostgreSQL (directly or
+    through a session-mode pooler, where a client connection keeps one server connection).
+
+    Client connection A asks for its backend's pid outside a transaction; B then holds a
+    transaction open and asks for its own, and A asks again. With a server connection per
+    client, B's pid is never A's and A's never changes; a transaction-mode pooler gives B the
+    server A just released, or A another server while B holds A's."""
+    first = await asyncpg.connect(dsn, statement_cache_size=0, timeout=_CONNECT_TIMEOUT_SECONDS)
+    try:
+        second = await asyncpg.connect(
+            dsn, statement_cache_size=0, timeout=_CONNECT_TIMEOUT_SECONDS
+        )
+        try:
+            for _ in range(_PROBE_ROUNDS):
+                mine = await first.fetchval("select pg_backend_pid()")
+                async with second.transaction():
+                    other = await second.fetchval("select pg_backend_pid()")
+                    again = await first.fetchval("select pg_backend_pid()")
+                if other == mine or again != mine:
+                    return True
+            return False
+        finally:
+            await second.close()
+    finally:
+        await first.close()
+
+
 class PostgresCaller:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, dsn: str, max_size: int) -> None:
+        self._dsn = dsn
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._pool_made = asyncio.Lock()
+        self._closed = False
         self._statements: dict[str, str] = {}
 
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = DEFAULTS.db_pool_size) -> PostgresCaller:
-        # min_size=0: no connection at start-up, so the service starts (and reports not-ready)
-        # while the database is down, and reconnects by itself when it is back.
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=0,
-            max_size=max_size,
-            init=_init_connection,
-            reset=_keep_session,
-            command_timeout=30,
-        )
-        return cls(pool)
+        """The pool is made now if the database answers, else on the first call that reaches
+        it: the service starts (and reports not-ready) while the database is down, and
+        reconnects by itself when it is back."""
+        caller = cls(dsn, max_size)
+        try:
+            await caller._ready_pool()
+        except StoreUnavailable as error:
+            log.warning("database not reachable at start-up; will retry on use: %s", error)
+        return caller
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self._pool
+    async def _ready_pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_made:
+            if self._closed:
+                raise StoreUnavailable("the database connection pool is closed")
+            if self._pool is None:
+                try:
+                    pooled = names_the_transaction_pooler_port(
+                        self._dsn
+                    ) or await uses_transaction_pooling(self._dsn)
+                except _DRIVER_ERRORS as error:
+                    raise translate_error(error) from error
+                if pooled:
+                    log.warning(
+                        "DATABASE_URL leads to a transaction-mode pooler (e.g. Supabase's on port"
+                        " 6543): prepared-statement cache off; a direct or session-mode"
+                        " connection (port 5432) saves a round trip per call"
+                    )
+                # min_size=0: connections are made on demand, and made again after a restart
+                # or failover closed them (asyncpg replaces a closed connection on acquire).
+                self._pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=0,
+                    max_size=self._max_size,
+                    init=_init_connection,
+                    reset=_keep_session,
+                    command_timeout=30,
+                    timeout=_CONNECT_TIMEOUT_SECONDS,
+                    statement_cache_size=0 if pooled else 100,
+                )
+            return self._pool
 
     async def call(self, function: SqlFunction, arguments: Mapping[str, Any]) -> Any:
         statement = self._statements.get(function.name)
@@ -88,9 +179,10 @@ class PostgresCaller:
             statement = self._statements[function.name] = statement_for(function)
         values = [arguments[name] for name in function.argument_names]
         try:
-            async with self._pool.acquire() as conn:
+            pool = await self._ready_pool()
+            async with pool.acquire() as conn:
                 answer = await conn.fetchval(statement, *values)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+        except _DRIVER_ERRORS as error:
             raise translate_error(error) from error
         return await _decoded(answer)
 
@@ -100,26 +192,31 @@ class PostgresCaller:
         statement = statement_for(function)
         values = [arguments[name] for name in function.argument_names]
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            pool = await self._ready_pool()
+            async with pool.acquire() as conn, conn.transaction():
                 # What PostgREST does for a request carrying the user's JWT.
                 await conn.execute("set local role authenticated")
                 await conn.execute(
                     "select set_config('request.jwt.claims', $1, true)", json.dumps(user.claims)
                 )
                 answer = await conn.fetchval(statement, *values)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+        except _DRIVER_ERRORS as error:
             raise translate_error(error) from error
         return await _decoded(answer)
 
     async def ping(self) -> None:
         try:
-            async with self._pool.acquire() as conn:
+            pool = await self._ready_pool()
+            async with pool.acquire() as conn:
                 await conn.fetchval("select 1")
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+        except _DRIVER_ERRORS as error:
             raise translate_error(error) from error
 
     async def close(self) -> None:
-        await self._pool.close()
+        async with self._pool_made:
+            self._closed = True
+            if self._pool is not None:
+                await self._pool.close()
 
 
 async def connect_postgres_store(

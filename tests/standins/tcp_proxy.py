@@ -17,6 +17,9 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.up = True
         self.port = 0
+        # Connections closed at once because the line was cut: how often the client tried.
+        self.refused = 0
+        self._restore_timer: asyncio.TimerHandle | None = None
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
@@ -30,6 +33,7 @@ class TcpProxy:
         # cancelled too, instead of starting its pipes after the clean-up.
         self._track(asyncio.current_task())
         if not self.up:
+            self.refused += 1
             writer.close()
             return
         try:
@@ -61,7 +65,17 @@ class TcpProxy:
         self._writers.clear()
 
     def restore(self) -> None:
+        if self._restore_timer is not None:
+            self._restore_timer.cancel()
+            self._restore_timer = None
         self.up = True
+
+    def fail_over(self, refuse_seconds: float) -> None:
+        """What a managed database's failover looks like to a client: every connection dropped
+        at once, new ones refused for `refuse_seconds`, then accepted again (by the new
+        primary, here the same server)."""
+        self.cut()
+        self._restore_timer = asyncio.get_running_loop().call_later(refuse_seconds, self.restore)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[TcpProxy]:
@@ -71,6 +85,8 @@ class TcpProxy:
             yield self
         finally:
             self.cut()
+            if self._restore_timer is not None:
+                self._restore_timer.cancel()
             self._server.close()
             await self._server.wait_closed()
             # Until none is left: a connection being accepted may still start its pipes.
