@@ -412,28 +412,58 @@ async def apply_migrations(
             await run_bounded(conn, f"install ({install_path.name})", install, limits, say)
             say(f"installed {install_path.name} (covers {len(covered)} migration files)")
             recorded += covered
-            scanned = await _backfill(conn, limits, say)
-            say(f"back-filled pending clips: scanned {scanned} projects")
         done: set[str] = set()
 
         async def read_records(c: asyncpg.Connection) -> None:
             done.update(await _applied(c))
 
         await run_bounded(conn, "records", read_records, limits, say)
+        backfill = fresh
         for path in files:
             if path.name in done:
                 continue
+            sql, deferred = without_backfill(path.name, _read(path))
+            backfill = backfill or deferred
 
-            async def apply(c: asyncpg.Connection, path: Path = path) -> None:
-                await c.execute(_read(path))
-                await _record(c, [path.name])
+            async def apply(c: asyncpg.Connection, name: str = path.name, sql: str = sql) -> None:
+                await c.execute(sql)
+                await _record(c, [name])
 
             await run_bounded(conn, path.name, apply, limits, say)
-            say(f"applied {path.name}")
+            say(f"applied {path.name}" + (" (its back-fill follows, in pages)" if deferred else ""))
             recorded.append(path.name)
+        if backfill:
+            scanned = await _backfill(conn, limits, say)
+            say(f"back-filled pending clips: scanned {scanned} projects")
         return recorded
     finally:
         await conn.close()
+
+
+# The released v2 file ends with a back-fill: one pass over every project, in the file's
+# transaction, which holds the ACCESS EXCLUSIVE lock its first statement (dropping v0.1's
+# trigger) took on `projects` — no app read or write of `projects` until the scan is over.
+# `reconciler migrate` runs the file without that block and back-fills afterwards, a page of
+# projects per short transaction (`_backfill`), with the same function calls. The file itself is
+# unchanged (`supabase db push` runs it whole); the block is found by its exact text.
+_DEFERRED_BACKFILLS = {
+    "20261202000000_clip_reconciler_v2.sql": (
+        "-- --- Back-fill: pending clips that exist now ",
+        "-- Least privilege (I8)",
+    ),
+}
+
+
+def without_backfill(name: str, sql: str) -> tuple[str, bool]:
+    """The file's SQL without its in-transaction back-fill, and whether one was taken out."""
+    if name not in _DEFERRED_BACKFILLS:
+        return sql, False
+    start_marker, end_marker = _DEFERRED_BACKFILLS[name]
+    start = sql.find(start_marker)
+    end = sql.find(end_marker, start)
+    if start < 0 or end < 0:
+        return sql, False
+    return sql[:start] + sql[end:], True
 
 
 # --- uninstall -----------------------------------------------------------------------------------
