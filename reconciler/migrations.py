@@ -241,7 +241,7 @@ async def _describe_holders(conn: asyncpg.Connection) -> str:
         return "the holder has gone"
     return "; ".join(
         f"pid {row['pid']} ({row['state']}, {row['age']} s) holds {row['modes']} on"
-        f" {row['relname']}, last statement \"{row['query']}\""
+        f' {row["relname"]}, last statement "{row["query"]}"'
         for row in rows
     )
 
