@@ -355,8 +355,10 @@ async def _applied(conn: asyncpg.Connection) -> set[str]:
 
 
 async def _backfill(conn: asyncpg.Connection, limits: LockLimits, say: Say) -> int:
-    """Track the pending clips `projects` held before the install, a page per transaction."""
-    pages: list[dict[str, Any]] = [{"last": None, "scanned": 0}]
+    """Track the pending clips `projects` held before the install, a page per transaction.
+    A project the page could not reconcile (its row kept locked past the lock timeout by an
+    app transaction, a refusal) is named and left to the service's resync."""
+    pages: list[dict[str, Any]] = [{"last": None, "scanned": 0, "refused": {}}]
 
     async def next_page(c: asyncpg.Connection) -> None:
         answer = await c.fetchval(
@@ -369,6 +371,11 @@ async def _backfill(conn: asyncpg.Connection, limits: LockLimits, say: Say) -> i
 
     while True:
         await run_bounded(conn, "back-fill of pending clips", next_page, limits, say)
+        for project, reason in pages[-1]["refused"].items():
+            say(
+                f"back-fill: project {project} skipped ({reason}); the service's resync"
+                " (or `reconciler resync`) tracks it later"
+            )
         if pages[-1]["last"] is None:
             return sum(int(page["scanned"]) for page in pages)
 

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import asyncpg
 
-from reconciler.migrations import apply_migrations, migration_files
+from reconciler.migrations import LockLimits, apply_migrations, migration_files
 from tests.databases import PgCluster
 
 # Records every CREATE INDEX whose table is public.projects, whoever runs it.
@@ -103,4 +103,36 @@ async def test_pending_clips_written_before_the_install_are_tracked(
         )
         assert [row["job_id"] for row in tracked] == [job]
     finally:
+        await conn.close()
+
+
+async def test_the_back_fill_never_waits_for_a_project_the_app_keeps_locked(
+    pg_cluster: PgCluster,
+) -> None:
+    """A pending project whose row an app transaction holds is skipped after the lock timeout
+    (named on the console, left to the resync) instead of holding the back-fill, and the rows
+    it already took, until the app's transaction ends."""
+    url = await pg_cluster.create_baseline_database()
+    locked, free = uuid4(), uuid4()
+    conn = await asyncpg.connect(url)
+    app = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "insert into public.projects (id, clips) values ($1, $3::jsonb), ($2, $4::jsonb)",
+            locked,
+            free,
+            json.dumps({str(uuid4()): "pending"}),
+            json.dumps({str(uuid4()): "pending"}),
+        )
+        await app.execute("begin")
+        await app.execute("select 1 from public.projects where id = $1 for update", locked)
+        lines: list[str] = []
+
+        await apply_migrations(url, limits=LockLimits(lock_timeout_seconds=0.5), say=lines.append)
+
+        assert any(f"back-fill: project {locked} skipped" in line for line in lines), lines
+        tracked = await conn.fetch("select distinct project_id from reconciler.jobs")
+        assert [row["project_id"] for row in tracked] == [free]
+    finally:
+        await app.close()
         await conn.close()
