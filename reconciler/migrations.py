@@ -283,8 +283,8 @@ async def run_bounded(
             say(f"{what}: still waiting for a lock; {holders}")
             raise MigrationStalled(
                 f"{what}: gave up waiting for a lock after"
-                f" {limits.deadline_seconds:g} s; nothing was changed (end the sessions above,"
-                " or run again when they are done)"
+                f" {limits.deadline_seconds:g} s; this step was rolled back (end the sessions"
+                " above, or run again when they are done)"
             )
         say(
             f"{what}: waited {limits.lock_timeout_seconds:g} s for a lock; {holders};"
