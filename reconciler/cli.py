@@ -22,6 +22,7 @@ from reconciler.operator.terminal import terminal_json, terminal_text
 from reconciler.redaction import Redactor
 
 if TYPE_CHECKING:
+    from reconciler.migrations import LockLimits
     from reconciler.operator.views import Overview, ProjectView
 
 EXIT_CONFIG = 2
@@ -143,19 +144,37 @@ def _database_url(why: str) -> str:
     return database_url
 
 
-def _migrate(_: argparse.Namespace) -> int:
-    from reconciler.migrations import apply_migrations
+def _lock_limits() -> LockLimits:
+    from reconciler.config import load_only
+    from reconciler.migrations import LockLimits
 
-    applied = asyncio.run(apply_migrations(_database_url("to apply the migrations")))
-    for name in applied:
-        print(f"applied {name}")
+    settings = load_only(os.environ, "migrate_lock_timeout_seconds", "migrate_deadline_seconds")
+    return LockLimits(
+        lock_timeout_seconds=settings.migrate_lock_timeout_seconds,
+        deadline_seconds=settings.migrate_deadline_seconds,
+    )
+
+
+def _say(line: str) -> None:
+    print(escape_unsafe(line), flush=True)
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from reconciler.migrations import MigrationRefused, MigrationStalled, apply_migrations
+
+    database_url = _database_url("to apply the migrations")
+    try:
+        applied = asyncio.run(apply_migrations(database_url, limits=_lock_limits(), say=_say))
+    except (MigrationRefused, MigrationStalled) as error:
+        _print_error(str(error))
+        return 1
     if not applied:
         print("already up to date")
     return 0
 
 
 def _uninstall(args: argparse.Namespace) -> int:
-    from reconciler.migrations import uninstall
+    from reconciler.migrations import MigrationStalled, uninstall
 
     if not args.yes:
         print(
@@ -164,7 +183,12 @@ def _uninstall(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    asyncio.run(uninstall(_database_url("to uninstall")))
+    database_url = _database_url("to uninstall")
+    try:
+        asyncio.run(uninstall(database_url, limits=_lock_limits(), say=_say))
+    except MigrationStalled as error:
+        _print_error(str(error))
+        return 1
     print("removed every object the reconciler added; projects rows are untouched")
     return 0
 

@@ -288,6 +288,22 @@ class Settings(BaseSettings):
     db_pool_size: int = _whole(
         "RECONCILER_DB_POOL_SIZE", 10, "Postgres connections at most (Postgres transport)"
     )
+    migrate_lock_timeout_seconds: float = _setting(
+        "RECONCILER_MIGRATE_LOCK_TIMEOUT_SECONDS",
+        2.0,
+        "`migrate` and `uninstall`: how long one step waits for a lock (on `projects`, the app's"
+        " writes queue behind that wait) before it rolls back and retries",
+        minimum=0.05,
+        maximum=60.0,
+        unit="seconds",
+    )
+    migrate_deadline_seconds: float = _seconds(
+        "RECONCILER_MIGRATE_DEADLINE_SECONDS",
+        300.0,
+        "`migrate` and `uninstall`: how long retries may go on before giving up (exit 1, the"
+        " step rolled back)",
+        minimum=1.0,
+    )
 
     # Check endpoint callers
     supabase_jwt_secret: JwtSecret | None = _setting(
@@ -857,6 +873,23 @@ def _check_combinations(settings: Settings, *, require_runware: bool, serving: b
             "is required to authenticate webhooks"
             " (for local development only: RECONCILER_INSECURE_WEBHOOKS=1)",
         )
+
+
+def load_only(env: Mapping[str, str], *names: str) -> Settings:
+    """The settings `names` (field names) from `env`, every other one at its default and no rule
+    across settings checked: for commands that need a few (`migrate` needs `DATABASE_URL`
+    and its lock limits). Raises ConfigError naming a bad one."""
+    fields = Settings.model_fields
+    given: dict[str, Any] = {}
+    for name in names:
+        env_name = _env_name(fields[name])
+        value = env.get(env_name, "").strip()
+        if value:
+            given[env_name] = value
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        raise _config_error(error) from None
 
 
 def load_settings(

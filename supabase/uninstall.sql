@@ -2,12 +2,7 @@
 -- with psql). The app's `projects` rows stay exactly as they are: clips keep their values.
 --
 -- Safe to run twice, and against any release (it also removes what v0.1 put on projects).
-
-drop trigger if exists reconciler_clips_changed on public.projects;
-drop trigger if exists reconciler_notify_insert on public.projects;
-drop trigger if exists reconciler_notify_update on public.projects;
-drop index if exists public.projects_clip_keys_idx;
-drop index if exists public.projects_clips_keys_idx;
+-- One transaction: a failure leaves everything as it was.
 
 -- Every public.reconciler_* function, whatever its signature.
 do $$
@@ -24,6 +19,16 @@ begin
     end loop;
 end;
 $$;
+
+-- What is on projects: each of these takes an ACCESS EXCLUSIVE lock on projects, held to the
+-- commit, so only the drop of our own schema follows them (milliseconds). `reconciler
+-- uninstall` waits for that lock at most RECONCILER_MIGRATE_LOCK_TIMEOUT_SECONDS at a time,
+-- and retries.
+drop trigger if exists reconciler_clips_changed on public.projects;
+drop trigger if exists reconciler_notify_insert on public.projects;
+drop trigger if exists reconciler_notify_update on public.projects;
+drop index if exists public.projects_clip_keys_idx;
+drop index if exists public.projects_clips_keys_idx;
 
 -- Our tables (jobs, stored results, the outbox, the archive queue and its switch, migration
 -- records) and private functions. Videos already copied into Storage stay in their bucket, and
