@@ -17,7 +17,7 @@
 -- The one lock on projects: CREATE TRIGGER takes SHARE ROW EXCLUSIVE (app reads go on, app
 -- writes wait) from that statement to the commit, a few milliseconds; it is the last statement.
 --
--- Covers the migrations up to and including: 20261208030000_clip_reconciler_archive_once.sql
+-- Covers the migrations up to and including: 20261208060000_clip_reconciler_bounded_resync.sql
 
 -- Names are schema-qualified; function bodies are checked when they first run.
 set local search_path = '';
@@ -1146,6 +1146,7 @@ $$;
 CREATE FUNCTION public.reconciler_resync_page(p_after uuid, p_limit integer, p_first_check_delay_seconds double precision, p_spread_seconds double precision) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET lock_timeout TO '1s'
     AS $_$
 declare
     v_row        record;
