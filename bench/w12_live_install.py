@@ -1,7 +1,7 @@
 """W12 install on a live table: the app's writes to `projects` while `reconciler migrate` runs
 (issue 19, "Done when").
 
-300,000 projects × 10 clips, 4 app writers throughout (two add a pending clip to a random
+300,000 projects x 10 clips, 4 app writers throughout (two add a pending clip to a random
 project, two edit another column of one), each write timed on its own. Two runs on copies of
 one seeded database that has none of our schema:
 
@@ -109,7 +109,7 @@ async def _writer(
                         project,
                         f"renamed {rng.random():.6f}",
                     )
-            except asyncpg.PostgresError as exc:  # noqa: PERF203 - counted, the run goes on
+            except asyncpg.PostgresError as exc:  # counted; the run goes on
                 writes.failures.append(f"{type(exc).__name__}: {exc}")
             writes.samples.append((began, time.monotonic() - began))
     finally:
@@ -198,7 +198,7 @@ async def _project_ids(dsn: str) -> list[uuid.UUID]:
 
 async def run(ctx: BenchContext) -> Outcome:
     size = sizes(ctx.quick)
-    ctx.say(f"W12 seeding {size.projects:,} projects × {CLIPS_PER_PROJECT} clips")
+    ctx.say(f"W12 seeding {size.projects:,} projects x {CLIPS_PER_PROJECT} clips")
     seed = await _seed(ctx, size)
     fresh_dsn = await ctx.databases.clone(seed, "w12_fresh")
     upgrade_dsn = await ctx.databases.clone(seed, "w12_upgrade")

@@ -130,9 +130,7 @@ async def _seed(ctx: BenchContext, size: Sizes) -> tuple[str, list[uuid.UUID]]:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("select public.reconciler_set_tracking_limits(100000)")
-        await insert_projects(
-            conn, [(p, new_job_ids(size.jobs_per_project)) for p in projects]
-        )
+        await insert_projects(conn, [(p, new_job_ids(size.jobs_per_project)) for p in projects])
         await conn.execute("select public.reconciler_drain_changes(100000, 0, 0)")
         await conn.execute("vacuum analyze reconciler.jobs")
         await conn.execute("vacuum analyze reconciler.changed_projects")
@@ -175,7 +173,7 @@ async def _churn(conn: asyncpg.Connection, rows: int) -> None:
 
 async def run(ctx: BenchContext) -> Outcome:
     size = sizes(ctx.quick)
-    ctx.say(f"W13 seeding {size.projects} projects × {size.jobs_per_project} due jobs")
+    ctx.say(f"W13 seeding {size.projects} projects x {size.jobs_per_project} due jobs")
     seed, projects = await _seed(ctx, size)
     clean_dsn = await ctx.databases.clone(seed, "w13_clean")
     dead_dsn = await ctx.databases.clone(seed, "w13_dead")
@@ -199,7 +197,7 @@ async def run(ctx: BenchContext) -> Outcome:
                 Side(name, await asyncpg.connect(dsn), projects, Cost([], []), Cost([], []))
             )
         clean, dead = sides
-        ctx.say(f"W13 churning {size.churned_rows:,} job rows and outbox rows under an open transaction")
+        ctx.say(f"W13 churning {size.churned_rows:,} job and outbox rows, a transaction open")
         await _churn(dead.conn, size.churned_rows)
         held_back = await dead.conn.fetchval(
             "select count(*) from pg_stat_activity where backend_xid is not null"
