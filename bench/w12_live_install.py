@@ -224,7 +224,7 @@ def _outcome(size: Sizes, fresh: Phase, upgrade: Phase, v0_1_seconds: float) -> 
     )
     outcome = Outcome(
         name="W12",
-        title="install on a live table",
+        title="live install",
         params={
             "projects": size.projects,
             "clips_per_project": CLIPS_PER_PROJECT,

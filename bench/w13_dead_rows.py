@@ -201,7 +201,7 @@ async def run(ctx: BenchContext) -> Outcome:
         await _churn(dead.conn, size.churned_rows)
         held_back = await dead.conn.fetchval(
             "select count(*) from pg_stat_activity where backend_xid is not null"
-            " and state = 'idle in transaction'"
+            " and state = 'idle in transaction' and datname = current_database()"
         )
         ctx.say(f"W13 {size.rounds} rounds on each database")
         claimed: dict[str, list[int]] = {"clean": [], "dead": []}

@@ -40,7 +40,7 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     assert "W8 archive" in done.stdout
     assert "W10 fair polls" in done.stdout
     assert "W11 user check bounds" in done.stdout
-    assert "W12 install on a live table" in done.stdout
+    assert "W12 live install" in done.stdout
     assert "W13 dead rows" in done.stdout
     results = json.loads(output.read_text())
     assert results["quick"] is True
