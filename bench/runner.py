@@ -29,6 +29,8 @@ from bench import (
     w9_status,
     w10_fair_polls,
     w11_user_check_bounds,
+    w12_live_install,
+    w13_dead_rows,
 )
 from bench.context import BenchContext
 from bench.database import BenchDatabases
@@ -50,6 +52,8 @@ WORKLOADS: dict[str, Workload] = {
     "W9": w9_status.run,
     "W10": w10_fair_polls.run,
     "W11": w11_user_check_bounds.run,
+    "W12": w12_live_install.run,
+    "W13": w13_dead_rows.run,
 }
 T = TypeVar("T")
 

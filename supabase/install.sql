@@ -397,9 +397,14 @@ $$;
 CREATE FUNCTION public.reconciler_claim_due_jobs(p_owner text, p_limit integer, p_lease_seconds double precision, p_per_project integer) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
+    SET enable_indexscan TO 'off'
+    SET enable_seqscan TO 'off'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
+    SET jit TO 'off'
     AS $$
-    with due as (
-        select j.project_id, j.job_id, j.next_check_at,
+    with due as materialized (
+        select j.ctid as row_id, j.next_check_at,
                row_number() over (partition by j.project_id
                                   order by j.next_check_at, j.job_id collate "C") as turn
           from reconciler.jobs j
@@ -409,7 +414,7 @@ CREATE FUNCTION public.reconciler_claim_due_jobs(p_owner text, p_limit integer, 
     ), picked as (
         select j.project_id, j.job_id
           from due d
-          join reconciler.jobs j on j.project_id = d.project_id and j.job_id = d.job_id
+          join reconciler.jobs j on j.ctid = d.row_id
          where (p_per_project is null or d.turn <= greatest(p_per_project, 1))
            and j.settled_at is null
            and j.next_check_at <= now()

@@ -40,13 +40,17 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     assert "W8 archive" in done.stdout
     assert "W10 fair polls" in done.stdout
     assert "W11 user check bounds" in done.stdout
+    assert "W12 live install" in done.stdout
+    assert "W13 dead rows" in done.stdout
     results = json.loads(output.read_text())
     assert results["quick"] is True
     assert {"cpu_count", "python_version", "postgres_version", "platform"} <= set(
         results["machine"]
     )
     workloads = results["workloads"]
-    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11"}
+    assert set(workloads) == {
+        *("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12", "W13")
+    }
     for workload in workloads.values():
         assert {"params", "figures", "ratios", "targets"} <= set(workload)
         assert "met" in workload["targets"]
@@ -100,6 +104,20 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
     w9 = workloads["W9"]
     assert w9["figures"]["overview_median_ms"]["large"] > 0
     assert w9["ratios"]["large_over_small"] is not None
+
+    w12 = workloads["W12"]
+    for phase in ("fresh_install", "upgrade_from_v0_1"):
+        figures = w12["figures"][phase]
+        assert figures["files_applied"] > 0
+        assert figures["writes_before"] > 0
+        assert figures["write_failures"] == 0
+        assert figures["longest_write_during_seconds"] is not None
+
+    w13 = workloads["W13"]
+    assert w13["figures"]["open_transactions_holding_vacuum"] == 1
+    assert len(set(w13["figures"]["jobs_claimed_per_round"])) == 1
+    for key in ("poll_round_buffers", "drain_buffers", "poll_round_ms", "drain_ms"):
+        assert w13["ratios"][key] is not None
 
 
 def test_only_runs_the_chosen_workloads(tmp_path: Path) -> None:
