@@ -17,7 +17,7 @@
 -- The one lock on projects: CREATE TRIGGER takes SHARE ROW EXCLUSIVE (app reads go on, app
 -- writes wait) from that statement to the commit, a few milliseconds; it is the last statement.
 --
--- Covers the migrations up to and including: 20261208060000_clip_reconciler_bounded_resync.sql
+-- Covers the migrations up to and including: 20261208070000_clip_reconciler_operator_truth.sql
 
 -- Names are schema-qualified; function bodies are checked when they first run.
 set local search_path = '';
@@ -760,7 +760,9 @@ begin
                      group by 1
                      order by 2 desc, 1
                      limit 20) g), '[]'::jsonb),
-        'parked_results', (select count(*) from reconciler.parked_results));
+        'parked_results', (
+            select count(*) from reconciler.parked_results pr
+             where not exists (select 1 from reconciler.jobs j where j.job_id = pr.job_id)));
 end;
 $$;
 
