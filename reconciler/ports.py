@@ -253,6 +253,11 @@ class Store(Protocol):
         """Record why a result for a tracked job was not written."""
         ...
 
+    async def failure_reasons(self, project_id: UUID, job_ids: Sequence[str]) -> dict[str, str]:
+        """Why each of these failed clips of the project failed, where a reason is recorded
+        (its job's last error, else the webhook's reason); at most 1000 jobs are looked up."""
+        ...
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:

@@ -449,6 +449,25 @@ CREATE FUNCTION public.reconciler_drain_changes(p_limit integer, p_first_check_d
 $$;
 
 --
+-- Name: reconciler_failure_reasons(uuid, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    select coalesce(jsonb_object_agg(r.job_id, r.reason), '{}'::jsonb)
+      from (select k.job_id, coalesce(j.last_error, pr.reason) as reason
+              from (select distinct u.job_id
+                      from unnest(coalesce(p_job_ids, '{}'::text[])) u(job_id)
+                     limit 1000) k
+              left join reconciler.jobs j
+                on j.project_id = p_project_id and j.job_id = k.job_id
+              left join reconciler.parked_results pr on pr.job_id = k.job_id) r
+     where r.reason is not null;
+$$;
+
+--
 -- Name: reconciler_finish_poll_round(text, jsonb); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2224,6 +2243,13 @@ GRANT ALL ON FUNCTION public.reconciler_claim_due_jobs(p_owner text, p_limit int
 
 REVOKE ALL ON FUNCTION public.reconciler_drain_changes(p_limit integer, p_first_check_delay_seconds double precision, p_spread_seconds double precision) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.reconciler_drain_changes(p_limit integer, p_first_check_delay_seconds double precision, p_spread_seconds double precision) TO service_role;
+
+--
+-- Name: FUNCTION reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]) TO service_role;
 
 --
 -- Name: FUNCTION reconciler_finish_poll_round(p_owner text, p_outcomes jsonb); Type: ACL; Schema: public; Owner: -

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from reconciler.clips import NO_REASON_RECORDED
 from reconciler.operator.terminal import terminal_text
 from reconciler.operator.views import Overview, ProjectView
 
@@ -128,7 +129,11 @@ def render_project(view: ProjectView, now: datetime, console: Console) -> None:
         table.add_column(column)
     table.add_column("value / last error", overflow="fold")
     for clip in view.clips:
-        detail = clip.last_error if clip.status == "pending" and clip.last_error else clip.value
+        detail = clip.value
+        if clip.status == "failed":  # why it failed, as the check and /admin say
+            detail = clip.last_error or NO_REASON_RECORDED
+        elif clip.status == "pending" and clip.last_error:
+            detail = clip.last_error
         table.add_row(
             terminal_text(clip.job_id),
             terminal_text(clip.status),

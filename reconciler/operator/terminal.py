@@ -11,6 +11,7 @@ or, for `--json`, `terminal_json`: one rule, so no output path is forgotten.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from rich.text import Text
 
@@ -31,3 +32,15 @@ def terminal_json(value: object) -> str:
     non-ASCII character (`\\u001b`, `\\u202e`) but leaves DEL raw; it is escaped as well, so
     the output holds printable ASCII and line breaks only, and decodes to the same value."""
     return json.dumps(value, indent=2, ensure_ascii=True).replace("\x7f", "\\u007f")
+
+
+# An id column is at least this wide (a UUID), and at most this wide however long a key is.
+_ID_WIDTH = 36
+_ID_WIDTH_MAX = 200
+
+
+def id_width(ids: Iterable[object]) -> int:
+    """The width of a table column of ids shown whole, on one line: ids are there to be
+    copied (into `status --project`, the admin search), so a narrow terminal never cuts one.
+    Measured as `terminal_text` shows them (escapes included)."""
+    return min(max([_ID_WIDTH, *(len(escape_unsafe(str(value))) for value in ids)]), _ID_WIDTH_MAX)

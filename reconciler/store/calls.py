@@ -85,6 +85,9 @@ INGEST_RESULT = SqlFunction(
     ),
 )
 NOTE_JOB_ERROR = SqlFunction("reconciler_note_job_error", (("job_id", "text"), ("error", "text")))
+FAILURE_REASONS = SqlFunction(
+    "reconciler_failure_reasons", (("project_id", "uuid"), ("job_ids", "text[]"))
+)
 CLAIM_DUE_JOBS = SqlFunction(
     "reconciler_claim_due_jobs",
     (
@@ -237,6 +240,7 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     CALLER_CAN_SEE_PROJECT,
     INGEST_RESULT,
     NOTE_JOB_ERROR,
+    FAILURE_REASONS,
     CLAIM_DUE_JOBS,
     FINISH_ROUND,
     DRAIN_CHANGES,

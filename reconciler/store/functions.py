@@ -259,6 +259,12 @@ class FunctionStore:
     async def note_job_error(self, job_id: str, error: str) -> bool:
         return bool(await self._call(calls.NOTE_JOB_ERROR, job_id=job_id, error=error))
 
+    async def failure_reasons(self, project_id: UUID, job_ids: Sequence[str]) -> dict[str, str]:
+        answer = await self._call(
+            calls.FAILURE_REASONS, project_id=project_id, job_ids=list(job_ids)
+        )
+        return {str(job_id): str(reason) for job_id, reason in answer.items()}
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:

@@ -9,6 +9,9 @@
 -- A result is parked while no project holds its job: no row of reconciler.jobs names it
 -- (a project that writes the job gets a row when it is reconciled, and the parked result is
 -- applied then). The anti-join walks jobs_job_idx; parked_results is bounded by retention.
+--
+-- reconciler_failure_reasons (new) gives a check's answer the reason of a clip that had failed
+-- before the check, so `reconciler check`, its JSON and the demo name it as /admin does.
 
 create or replace function public.reconciler_operator_overview(p_oldest_limit integer)
 returns jsonb
@@ -99,6 +102,27 @@ begin
 end;
 $$;
 
+
+-- Why each of a project's failed clips failed, for a check's answer: the reason kept on the
+-- job's tracking row (Runware's, or ours: "gave up after …"), else the webhook's reason kept
+-- with its result. At most 1000 jobs per call; a job with no reason recorded is left out.
+create or replace function public.reconciler_failure_reasons(p_project_id uuid, p_job_ids text[])
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    select coalesce(jsonb_object_agg(r.job_id, r.reason), '{}'::jsonb)
+      from (select k.job_id, coalesce(j.last_error, pr.reason) as reason
+              from (select distinct u.job_id
+                      from unnest(coalesce(p_job_ids, '{}'::text[])) u(job_id)
+                     limit 1000) k
+              left join reconciler.jobs j
+                on j.project_id = p_project_id and j.job_id = k.job_id
+              left join reconciler.parked_results pr on pr.job_id = k.job_id) r
+     where r.reason is not null;
+$$;
 
 -- Least privilege (I8): only service_role may call in. Supabase's default privileges grant
 -- EXECUTE on new public functions to anon and authenticated, so revoke explicitly, every time.

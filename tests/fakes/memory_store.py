@@ -532,6 +532,17 @@ class MemoryStore:
             row.last_error = _kept(error)
         return bool(rows)
 
+    async def failure_reasons(self, project_id: UUID, job_ids: Sequence[str]) -> dict[str, str]:
+        self._call("failure_reasons")
+        reasons: dict[str, str] = {}
+        for job_id in list(dict.fromkeys(job_ids))[:1000]:
+            row = self.state.jobs.get((project_id, job_id))
+            parked = self.state.parked.get(job_id)
+            reason = (row.last_error if row else None) or (parked.reason if parked else None)
+            if reason is not None:
+                reasons[job_id] = reason
+        return reasons
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:
