@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from reconciler.operator.terminal import id_width, terminal_text
+from reconciler.operator.terminal import id_width, print_whole, terminal_text
 
 
 def progress_display(console: Console, *, bar: bool = True) -> Progress:
@@ -40,7 +40,7 @@ def render_check(response: dict[str, Any], console: Console) -> None:
             terminal_text(detail.get("videoUrl") or detail.get("error") or ""),
             "yes" if detail["alreadyProcessed"] else "no",
         )
-    console.print(table)
+    print_whole(console, table)
     console.print(
         terminal_text(
             f"{response['total_clips']} clips: {response['completed']} completed, "

@@ -17,11 +17,11 @@ from tests.job_ids import J
 from tests.projects import clips_of, tracked_project
 
 # Wide enough that no reason is folded across lines of a table.
-WIDE = {"COLUMNS": "400"}
+WIDE = 400  # columns
 
 
 async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    done = await asyncio.to_thread(run_reconciler, env | WIDE, *args)
+    done = await asyncio.to_thread(run_reconciler, env, *args, columns=WIDE)
     return done.returncode, done.stdout, done.stderr
 
 
