@@ -399,6 +399,11 @@ class OperatorStore(HeartbeatStore, Protocol):
         """Every clip of one project with its job row, or None for an unknown project."""
         ...
 
+    async def operator_find(self, id_: UUID) -> Mapping[str, Any]:
+        """Whether `id_` is a project (`project`), and the projects that hold it as a job
+        (`job_projects`, at most 100; decoded in reconciler.operator.views)."""
+        ...
+
     async def project_archive_states(self, project_id: UUID) -> dict[str, str]:
         """Job id → its archive task's state, for the clips of one project that have one."""
         ...

@@ -696,6 +696,24 @@ end;
 $$;
 
 --
+-- Name: reconciler_operator_find(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reconciler_operator_find(p_id uuid) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    select jsonb_build_object(
+               'project', exists (select 1 from public.projects p where p.id = p_id),
+               'job_projects', coalesce((
+                   select jsonb_agg(h.project_id order by h.project_id)
+                     from (select distinct j.project_id from reconciler.jobs j
+                            where j.job_id = p_id::text
+                            order by j.project_id
+                            limit 100) h), '[]'::jsonb));
+$$;
+
+--
 -- Name: reconciler_operator_overview(integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2292,6 +2310,13 @@ GRANT ALL ON FUNCTION public.reconciler_job_states(p_job_ids text[]) TO service_
 
 REVOKE ALL ON FUNCTION public.reconciler_note_job_error(p_job_id text, p_error text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.reconciler_note_job_error(p_job_id text, p_error text) TO service_role;
+
+--
+-- Name: FUNCTION reconciler_operator_find(p_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reconciler_operator_find(p_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reconciler_operator_find(p_id uuid) TO service_role;
 
 --
 -- Name: FUNCTION reconciler_operator_overview(p_oldest_limit integer); Type: ACL; Schema: public; Owner: -

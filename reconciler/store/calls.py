@@ -151,6 +151,8 @@ FINISH_POLL_ROUND = SqlFunction(
 )
 OPERATOR_OVERVIEW = SqlFunction("reconciler_operator_overview", (("oldest_limit", "integer"),))
 OPERATOR_PROJECT = SqlFunction("reconciler_operator_project", (("project_id", "uuid"),))
+# The admin search (20261208070000_clip_reconciler_operator_truth.sql).
+OPERATOR_FIND = SqlFunction("reconciler_operator_find", (("id", "uuid"),))
 
 
 # --- Archiving (20261202100000_clip_reconciler_archive.sql) ---
@@ -256,6 +258,7 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     FINISH_POLL_ROUND,
     OPERATOR_OVERVIEW,
     OPERATOR_PROJECT,
+    OPERATOR_FIND,
     SET_ARCHIVING,
     CLAIM_ARCHIVE_TASKS,
     RENEW_ARCHIVE_LEASES,

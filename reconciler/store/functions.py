@@ -393,6 +393,9 @@ class FunctionStore:
         answer = await self._call(calls.OPERATOR_PROJECT, project_id=project_id)
         return None if answer is None else dict(answer)
 
+    async def operator_find(self, id_: UUID) -> Mapping[str, Any]:
+        return dict(await self._call(calls.OPERATOR_FIND, id=id_))
+
     async def ping(self) -> None:
         await self._caller.ping()
 

@@ -12,6 +12,7 @@
 --
 -- reconciler_failure_reasons (new) gives a check's answer the reason of a clip that had failed
 -- before the check, so `reconciler check`, its JSON and the demo name it as /admin does.
+-- reconciler_operator_find (new) lets /admin find a project by its id or by a job id.
 
 create or replace function public.reconciler_operator_overview(p_oldest_limit integer)
 returns jsonb
@@ -122,6 +123,27 @@ as $$
                 on j.project_id = p_project_id and j.job_id = k.job_id
               left join reconciler.parked_results pr on pr.job_id = k.job_id) r
      where r.reason is not null;
+$$;
+
+-- The admin page's search: whether `p_id` is a project, and which projects hold it as a job
+-- (Runware task ids are UUIDs too). Reads projects by primary key and our jobs by job_id
+-- (jobs_job_idx): a job is found while its tracking row is kept (until retention after it
+-- settled), never by a scan of projects' clips (I10). At most 100 projects.
+create or replace function public.reconciler_operator_find(p_id uuid)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    select jsonb_build_object(
+               'project', exists (select 1 from public.projects p where p.id = p_id),
+               'job_projects', coalesce((
+                   select jsonb_agg(h.project_id order by h.project_id)
+                     from (select distinct j.project_id from reconciler.jobs j
+                            where j.job_id = p_id::text
+                            order by j.project_id
+                            limit 100) h), '[]'::jsonb));
 $$;
 
 -- Least privilege (I8): only service_role may call in. Supabase's default privileges grant

@@ -1,7 +1,7 @@
 """Migrations are append-only: a database on every file before the operator-truth file, holding
 results already applied and one for a job no project holds, upgrades with `reconciler migrate`
 (and takes the file a second time); afterwards its overview counts only the parked one, and a
-check can read why a clip failed."""
+check can read why a clip failed, and the admin search finds a project by a job id."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ async def test_the_overview_counts_only_results_still_parked_after_the_upgrade(
                 "select public.reconciler_failure_reasons($1, $2)::text", PROJECT, [FAILED]
             )
         )
+        found = json.loads(
+            await conn.fetchval("select public.reconciler_operator_find($1)::text", UUID(FAILED))
+        )
         clips = json.loads(
             await conn.fetchval("select clips::text from public.projects where id = $1", PROJECT)
         )
@@ -70,4 +73,5 @@ async def test_the_overview_counts_only_results_still_parked_after_the_upgrade(
     assert before["parked_results"] == 7  # the count this file corrects: every result
     assert clips == dict.fromkeys(APPLIED, URL) | {FAILED: "failed"}
     assert reasons == {FAILED: "Runware: content policy"}
+    assert found == {"project": False, "job_projects": [str(PROJECT)]}
     assert after["parked_results"] == 1
