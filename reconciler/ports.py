@@ -301,6 +301,11 @@ class Store(Protocol):
         """Forget settled jobs and parked results older than that; (jobs, parked) deleted."""
         ...
 
+    async def make_due_now(self, limit: int) -> int:
+        """Up to `limit` unsettled jobs not yet due become due now (`sweep --now`); how many.
+        Repeated until 0, every pending job is due."""
+        ...
+
     async def purge_archive(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
         """Forget finished archive rows older than that, deleted projects' too; (clips,
         copies) deleted. A store without an archive queue has nothing to forget."""

@@ -681,6 +681,31 @@ CREATE FUNCTION public.reconciler_job_states(p_job_ids text[]) RETURNS jsonb
 $$;
 
 --
+-- Name: reconciler_make_due_now(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reconciler_make_due_now(p_limit integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+    v_count integer;
+begin
+    update reconciler.jobs j
+       set next_check_at = now()
+      from (select s.project_id, s.job_id
+              from reconciler.jobs s
+             where s.settled_at is null and s.next_check_at > now()
+             order by s.next_check_at
+             limit least(greatest(coalesce(p_limit, 0), 0), 10000)
+               for update skip locked) picked
+     where j.project_id = picked.project_id and j.job_id = picked.job_id;
+    get diagnostics v_count = row_count;
+    return v_count;
+end;
+$$;
+
+--
 -- Name: reconciler_note_job_error(text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2303,6 +2328,13 @@ GRANT ALL ON FUNCTION public.reconciler_ingest_result(p_job_id text, p_result te
 
 REVOKE ALL ON FUNCTION public.reconciler_job_states(p_job_ids text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.reconciler_job_states(p_job_ids text[]) TO service_role;
+
+--
+-- Name: FUNCTION reconciler_make_due_now(p_limit integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reconciler_make_due_now(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reconciler_make_due_now(p_limit integer) TO service_role;
 
 --
 -- Name: FUNCTION reconciler_note_job_error(p_job_id text, p_error text); Type: ACL; Schema: public; Owner: -

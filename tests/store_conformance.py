@@ -779,6 +779,21 @@ class StoreConformance:
         state = (await harness.job_states([J.j1]))[J.j1]
         assert state.last_error == "URL outside the allow-list"
 
+    async def test_make_due_now_makes_every_pending_job_due_page_by_page(
+        self, harness: StoreHarness
+    ) -> None:
+        store = harness.store
+        await harness.new_project({J.g1: "pending", J.g2: "pending", J.g3: "pending"})
+        await store.drain_changes(100, 3600, 0)  # first check an hour away: none is due
+        assert await store.claim_due_jobs("me", 10, 30) == []
+
+        pages = [await store.make_due_now(2), await store.make_due_now(2)]
+        last = await store.make_due_now(2)
+        claimed = await store.claim_due_jobs("me", 10, 30)
+
+        assert (pages, last) == ([2, 1], 0)
+        assert {job.job_id for job in claimed} == {J.g1, J.g2, J.g3}
+
     async def test_failure_reasons_come_from_the_job_row_else_the_webhook(
         self, harness: StoreHarness
     ) -> None:

@@ -122,6 +122,7 @@ RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("owner", "text"),))
 PURGE = SqlFunction(
     "reconciler_purge", (("older_than_seconds", "double precision"), ("limit", "integer"))
 )
+MAKE_DUE_NOW = SqlFunction("reconciler_make_due_now", (("limit", "integer"),))
 PROJECTS_WITH_PENDING = SqlFunction(
     "reconciler_projects_with_pending", (("after", "uuid"), ("limit", "integer"))
 )
@@ -250,6 +251,7 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     RENEW_LEASES,
     RELEASE_LEASES,
     PURGE,
+    MAKE_DUE_NOW,
     PROJECTS_WITH_PENDING,
     PENDING_STATS,
     SET_TRACKING_LIMITS,

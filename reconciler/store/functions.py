@@ -346,6 +346,9 @@ class FunctionStore:
     async def release_leases(self, owner: str) -> int:
         return int(await self._call(calls.RELEASE_LEASES, owner=owner))
 
+    async def make_due_now(self, limit: int) -> int:
+        return int(await self._call(calls.MAKE_DUE_NOW, limit=limit))
+
     async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
         answer = await self._call(calls.PURGE, older_than_seconds=older_than_seconds, limit=limit)
         return int(answer["jobs"]), int(answer["parked"])

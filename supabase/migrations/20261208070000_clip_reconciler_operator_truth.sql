@@ -13,6 +13,7 @@
 -- reconciler_failure_reasons (new) gives a check's answer the reason of a clip that had failed
 -- before the check, so `reconciler check`, its JSON and the demo name it as /admin does.
 -- reconciler_operator_find (new) lets /admin find a project by its id or by a job id.
+-- reconciler_make_due_now (new) lets `reconciler sweep --now` check every pending job at once.
 
 create or replace function public.reconciler_operator_overview(p_oldest_limit integer)
 returns jsonb
@@ -144,6 +145,33 @@ as $$
                             where j.job_id = p_id::text
                             order by j.project_id
                             limit 100) h), '[]'::jsonb));
+$$;
+
+-- `reconciler sweep --now`: up to p_limit unsettled jobs not yet due become due now (the
+-- soonest first, on jobs_due_idx), so the sweep's poll rounds check every pending job at once
+-- rather than only those whose backoff had run out. The caller repeats until it returns 0.
+-- Rows another transaction holds are skipped (that one is checking or writing them already).
+create or replace function public.reconciler_make_due_now(p_limit integer)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_count integer;
+begin
+    update reconciler.jobs j
+       set next_check_at = now()
+      from (select s.project_id, s.job_id
+              from reconciler.jobs s
+             where s.settled_at is null and s.next_check_at > now()
+             order by s.next_check_at
+             limit least(greatest(coalesce(p_limit, 0), 0), 10000)
+               for update skip locked) picked
+     where j.project_id = picked.project_id and j.job_id = picked.job_id;
+    get diagnostics v_count = row_count;
+    return v_count;
+end;
 $$;
 
 -- Least privilege (I8): only service_role may call in. Supabase's default privileges grant

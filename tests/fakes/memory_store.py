@@ -687,6 +687,21 @@ class MemoryStore:
         }
         return sorted(unsettled)[: max(limit, 0)]
 
+    async def make_due_now(self, limit: int) -> int:
+        self._call("make_due_now")
+        now = self._now()
+        later = sorted(
+            (
+                row
+                for row in self.state.jobs.values()
+                if row.settled_at is None and row.next_check_at > now
+            ),
+            key=lambda row: row.next_check_at,
+        )[: max(min(limit, 10000), 0)]
+        for row in later:
+            row.next_check_at = now
+        return len(later)
+
     async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
         self._call("purge")
         cutoff = self._now() - max(older_than_seconds, 0.0)

@@ -63,6 +63,7 @@ async def test_the_overview_counts_only_results_still_parked_after_the_upgrade(
         found = json.loads(
             await conn.fetchval("select public.reconciler_operator_find($1)::text", UUID(FAILED))
         )
+        made_due = await conn.fetchval("select public.reconciler_make_due_now(100)")
         clips = json.loads(
             await conn.fetchval("select clips::text from public.projects where id = $1", PROJECT)
         )
@@ -74,4 +75,5 @@ async def test_the_overview_counts_only_results_still_parked_after_the_upgrade(
     assert clips == dict.fromkeys(APPLIED, URL) | {FAILED: "failed"}
     assert reasons == {FAILED: "Runware: content policy"}
     assert found == {"project": False, "job_projects": [str(PROJECT)]}
+    assert made_due == 0  # every job settled: nothing pending to make due
     assert after["parked_results"] == 1
