@@ -15,6 +15,7 @@ from uuid import UUID
 from reconciler.callers import Caller, UserCaller
 from reconciler.clips import (
     FAILED,
+    NO_REASON_RECORDED,
     PENDING,
     CheckError,
     Decision,
@@ -31,6 +32,9 @@ from reconciler.config import DEFAULTS
 from reconciler.ports import RunwareApi, RunwareCredentialsRejected, Store
 
 log = logging.getLogger(__name__)
+
+# The store looks up at most this many failed jobs' reasons per call.
+_REASONS_PER_CALL = 1000
 
 
 class ProjectNotFound(LookupError):
@@ -165,13 +169,26 @@ class ClipChecker:
                 project_id, untracked, self._policy.first_check_delay_seconds
             )
         if clips is not None:
-            return check_response(str(project_id), clips, decisions)
-        return truncated_check_response(
-            str(project_id),
-            total=counts.total,
-            completed=counts.completed,
-            pending=counts.pending,
-            failed=counts.failed,
-            values=values,
-            checked=decisions,
-        )
+            answer = check_response(str(project_id), clips, decisions)
+        else:
+            answer = truncated_check_response(
+                str(project_id),
+                total=counts.total,
+                completed=counts.completed,
+                pending=counts.pending,
+                failed=counts.failed,
+                values=values,
+                checked=decisions,
+            )
+        await self._name_failures(project_id, answer["details"])
+        return answer
+
+    async def _name_failures(self, project_id: UUID, details: list[dict[str, Any]]) -> None:
+        """Every failed clip's detail says why (`error`), also one that failed before this
+        check: the reason kept on its job's row or with its webhook result."""
+        unnamed = [d for d in details if d["status"] == "failed" and "error" not in d]
+        for start in range(0, len(unnamed), _REASONS_PER_CALL):
+            page = unnamed[start : start + _REASONS_PER_CALL]
+            reasons = await self._store.failure_reasons(project_id, [d["jobId"] for d in page])
+            for detail in page:
+                detail["error"] = reasons.get(detail["jobId"], NO_REASON_RECORDED)

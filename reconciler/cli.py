@@ -107,7 +107,11 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_sweep(settings: Settings, console: Console) -> None:
+# `sweep --now` makes pending jobs due this many per call (reconciler_make_due_now).
+_DUE_NOW_PAGE = 1000
+
+
+async def _run_sweep(settings: Settings, console: Console, *, now: bool = False) -> None:
     from reconciler.engine import Engine
     from reconciler.services import engine_policy, open_services
 
@@ -117,6 +121,10 @@ async def _run_sweep(settings: Settings, console: Console) -> None:
             tracking = progress.add_task("Reading projects with pending clips", total=None)
             projects = await engine.sweep_once(lambda n: progress.advance(tracking, n))
             progress.update(tracking, total=projects, completed=projects)
+            if now:  # every pending job, not only the due ones
+                due = progress.add_task("Making every pending job due now", total=None)
+                while (made := await services.store.make_due_now(_DUE_NOW_PAGE)) > 0:
+                    progress.advance(due, made)
             polling = progress.add_task("Checking due jobs with Runware", total=None)
             while (claimed := await engine.poll_once()) > 0:
                 progress.advance(polling, claimed)
@@ -129,11 +137,11 @@ async def _run_sweep(settings: Settings, console: Console) -> None:
     )
 
 
-def _sweep(_: argparse.Namespace) -> int:
+def _sweep(args: argparse.Namespace) -> int:
     settings = _settings(serving=False).model_copy(
         update={"first_check_delay_seconds": 0.0, "sweep_spread_seconds": 0.0}
     )
-    asyncio.run(_run_sweep(settings, Console()))
+    asyncio.run(_run_sweep(settings, Console(), now=bool(args.now)))
     return 0
 
 
@@ -385,6 +393,11 @@ def parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser(
         "sweep", help="one pass over every project with pending clips, checking due jobs now"
+    )
+    sweep.add_argument(
+        "--now",
+        action="store_true",
+        help="check every pending job now, not only those whose next check is due",
     )
     sweep.set_defaults(run=_sweep)
 

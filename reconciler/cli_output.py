@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from reconciler.operator.terminal import terminal_text
+from reconciler.operator.terminal import id_width, print_whole, terminal_text
 
 
 def progress_display(console: Console, *, bar: bool = True) -> Progress:
@@ -26,7 +26,10 @@ def render_check(response: dict[str, Any], console: Console) -> None:
     """The check endpoint's answer as a table. Keys, URLs and reasons are the app's and
     Runware's text: printed through `terminal_text`, never as markup or terminal commands."""
     table = Table(title=Text.assemble("Project ", terminal_text(response["project_id"])))
-    table.add_column("Job", no_wrap=True, overflow="ellipsis", max_width=14)
+    # Ids are whole on one line, however narrow the terminal: they are there to be copied.
+    table.add_column(
+        "Job", no_wrap=True, min_width=id_width(d["jobId"] for d in response["details"])
+    )
     table.add_column("Status", no_wrap=True)
     table.add_column("Video URL / reason", overflow="fold")
     table.add_column("Already processed", no_wrap=True)
@@ -37,7 +40,7 @@ def render_check(response: dict[str, Any], console: Console) -> None:
             terminal_text(detail.get("videoUrl") or detail.get("error") or ""),
             "yes" if detail["alreadyProcessed"] else "no",
         )
-    console.print(table)
+    print_whole(console, table)
     console.print(
         terminal_text(
             f"{response['total_clips']} clips: {response['completed']} completed, "

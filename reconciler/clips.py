@@ -89,6 +89,11 @@ class CheckError:
 TaskStatus: TypeAlias = Processing | Succeeded | Failed | UnknownTask | CheckError
 
 
+# What a failed clip says when no reason was ever recorded for it (the overview's SQL says the
+# same: reconciler_operator_overview).
+NO_REASON_RECORDED = "no reason recorded"
+
+
 def status_from_error(code: str | None, message: str | None) -> Failed | UnknownTask | CheckError:
     """Classify a Runware error object that names a task."""
     code = code or "unknownError"

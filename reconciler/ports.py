@@ -253,6 +253,11 @@ class Store(Protocol):
         """Record why a result for a tracked job was not written."""
         ...
 
+    async def failure_reasons(self, project_id: UUID, job_ids: Sequence[str]) -> dict[str, str]:
+        """Why each of these failed clips of the project failed, where a reason is recorded
+        (its job's last error, else the webhook's reason); at most 1000 jobs are looked up."""
+        ...
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:
@@ -294,6 +299,11 @@ class Store(Protocol):
 
     async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
         """Forget settled jobs and parked results older than that; (jobs, parked) deleted."""
+        ...
+
+    async def make_due_now(self, limit: int) -> int:
+        """Up to `limit` unsettled jobs not yet due become due now (`sweep --now`); how many.
+        Repeated until 0, every pending job is due."""
         ...
 
     async def purge_archive(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
@@ -392,6 +402,11 @@ class OperatorStore(HeartbeatStore, Protocol):
 
     async def operator_project(self, project_id: UUID) -> Mapping[str, Any] | None:
         """Every clip of one project with its job row, or None for an unknown project."""
+        ...
+
+    async def operator_find(self, id_: UUID) -> Mapping[str, Any]:
+        """Whether `id_` is a project (`project`), and the projects that hold it as a job
+        (`job_projects`, at most 100; decoded in reconciler.operator.views)."""
         ...
 
     async def project_archive_states(self, project_id: UUID) -> dict[str, str]:

@@ -17,7 +17,7 @@
 -- The one lock on projects: CREATE TRIGGER takes SHARE ROW EXCLUSIVE (app reads go on, app
 -- writes wait) from that statement to the commit, a few milliseconds; it is the last statement.
 --
--- Covers the migrations up to and including: 20261208060000_clip_reconciler_bounded_resync.sql
+-- Covers the migrations up to and including: 20261208070000_clip_reconciler_operator_truth.sql
 
 -- Names are schema-qualified; function bodies are checked when they first run.
 set local search_path = '';
@@ -449,6 +449,25 @@ CREATE FUNCTION public.reconciler_drain_changes(p_limit integer, p_first_check_d
 $$;
 
 --
+-- Name: reconciler_failure_reasons(uuid, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    select coalesce(jsonb_object_agg(r.job_id, r.reason), '{}'::jsonb)
+      from (select k.job_id, coalesce(j.last_error, pr.reason) as reason
+              from (select distinct u.job_id
+                      from unnest(coalesce(p_job_ids, '{}'::text[])) u(job_id)
+                     limit 1000) k
+              left join reconciler.jobs j
+                on j.project_id = p_project_id and j.job_id = k.job_id
+              left join reconciler.parked_results pr on pr.job_id = k.job_id) r
+     where r.reason is not null;
+$$;
+
+--
 -- Name: reconciler_finish_poll_round(text, jsonb); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -662,6 +681,31 @@ CREATE FUNCTION public.reconciler_job_states(p_job_ids text[]) RETURNS jsonb
 $$;
 
 --
+-- Name: reconciler_make_due_now(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reconciler_make_due_now(p_limit integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+    v_count integer;
+begin
+    update reconciler.jobs j
+       set next_check_at = now()
+      from (select s.project_id, s.job_id
+              from reconciler.jobs s
+             where s.settled_at is null and s.next_check_at > now()
+             order by s.next_check_at
+             limit least(greatest(coalesce(p_limit, 0), 0), 10000)
+               for update skip locked) picked
+     where j.project_id = picked.project_id and j.job_id = picked.job_id;
+    get diagnostics v_count = row_count;
+    return v_count;
+end;
+$$;
+
+--
 -- Name: reconciler_note_job_error(text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -674,6 +718,24 @@ begin
      where job_id = p_job_id and settled_at is null;
     return found;
 end;
+$$;
+
+--
+-- Name: reconciler_operator_find(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reconciler_operator_find(p_id uuid) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    select jsonb_build_object(
+               'project', exists (select 1 from public.projects p where p.id = p_id),
+               'job_projects', coalesce((
+                   select jsonb_agg(h.project_id order by h.project_id)
+                     from (select distinct j.project_id from reconciler.jobs j
+                            where j.job_id = p_id::text
+                            order by j.project_id
+                            limit 100) h), '[]'::jsonb));
 $$;
 
 --
@@ -760,7 +822,9 @@ begin
                      group by 1
                      order by 2 desc, 1
                      limit 20) g), '[]'::jsonb),
-        'parked_results', (select count(*) from reconciler.parked_results));
+        'parked_results', (
+            select count(*) from reconciler.parked_results pr
+             where not exists (select 1 from reconciler.jobs j where j.job_id = pr.job_id)));
 end;
 $$;
 
@@ -2224,6 +2288,13 @@ REVOKE ALL ON FUNCTION public.reconciler_drain_changes(p_limit integer, p_first_
 GRANT ALL ON FUNCTION public.reconciler_drain_changes(p_limit integer, p_first_check_delay_seconds double precision, p_spread_seconds double precision) TO service_role;
 
 --
+-- Name: FUNCTION reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reconciler_failure_reasons(p_project_id uuid, p_job_ids text[]) TO service_role;
+
+--
 -- Name: FUNCTION reconciler_finish_poll_round(p_owner text, p_outcomes jsonb); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2259,11 +2330,25 @@ REVOKE ALL ON FUNCTION public.reconciler_job_states(p_job_ids text[]) FROM PUBLI
 GRANT ALL ON FUNCTION public.reconciler_job_states(p_job_ids text[]) TO service_role;
 
 --
+-- Name: FUNCTION reconciler_make_due_now(p_limit integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reconciler_make_due_now(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reconciler_make_due_now(p_limit integer) TO service_role;
+
+--
 -- Name: FUNCTION reconciler_note_job_error(p_job_id text, p_error text); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.reconciler_note_job_error(p_job_id text, p_error text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.reconciler_note_job_error(p_job_id text, p_error text) TO service_role;
+
+--
+-- Name: FUNCTION reconciler_operator_find(p_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reconciler_operator_find(p_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reconciler_operator_find(p_id uuid) TO service_role;
 
 --
 -- Name: FUNCTION reconciler_operator_overview(p_oldest_limit integer); Type: ACL; Schema: public; Owner: -

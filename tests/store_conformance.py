@@ -779,6 +779,39 @@ class StoreConformance:
         state = (await harness.job_states([J.j1]))[J.j1]
         assert state.last_error == "URL outside the allow-list"
 
+    async def test_make_due_now_makes_every_pending_job_due_page_by_page(
+        self, harness: StoreHarness
+    ) -> None:
+        store = harness.store
+        await harness.new_project({J.g1: "pending", J.g2: "pending", J.g3: "pending"})
+        await store.drain_changes(100, 3600, 0)  # first check an hour away: none is due
+        assert await store.claim_due_jobs("me", 10, 30) == []
+
+        pages = [await store.make_due_now(2), await store.make_due_now(2)]
+        last = await store.make_due_now(2)
+        claimed = await store.claim_due_jobs("me", 10, 30)
+
+        assert (pages, last) == ([2, 1], 0)
+        assert {job.job_id for job in claimed} == {J.g1, J.g2, J.g3}
+
+    async def test_failure_reasons_come_from_the_job_row_else_the_webhook(
+        self, harness: StoreHarness
+    ) -> None:
+        store = harness.store
+        project = await harness.new_project(
+            {J.g1: "pending", J.g2: "pending", J.b1: "failed", J.b2: "pending"}
+        )
+        await store.drain_changes(100, 0, 0)
+        claimed = await store.claim_due_jobs("me", 10, 30)
+        assert len(claimed) == 3
+        await store.finish_round("me", [PollOutcome(project, J.g1, "failed", "gave up", 10)])
+        await store.ingest_result(J.g2, "failed", "Runware: content policy", 0)
+
+        reasons = await store.failure_reasons(project, [J.g1, J.g2, J.b1, J.b2, J.untracked])
+
+        assert reasons == {J.g1: "gave up", J.g2: "Runware: content policy"}
+        assert await store.failure_reasons(project, []) == {}
+
     async def test_finish_round_writes_results_reasons_and_skips_a_refused_project(
         self, harness: StoreHarness
     ) -> None:

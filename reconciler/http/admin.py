@@ -39,7 +39,13 @@ from reconciler.http.auth_failures import FailedAuthentications
 from reconciler.http.csrf import FIELD_NAME, CsrfGuard, CsrfRejected, derive_secret
 from reconciler.http.requests import BodyTooLarge, read_capped_body
 from reconciler.observability.logs import escape_unsafe, unsafe_pattern_for_javascript
-from reconciler.operator.views import Overview, ProjectView, read_overview, read_project_view
+from reconciler.operator.views import (
+    Overview,
+    ProjectView,
+    find,
+    read_overview,
+    read_project_view,
+)
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.services import Services
 from reconciler.tokens import matches_any
@@ -274,12 +280,25 @@ async def overview_page(request: Request, services: Services) -> Response:
 
 
 async def find_project(request: Request, services: Services) -> Response:
-    """The overview's "open a project" form: `?project_id=` → the project's page."""
+    """The overview's search: `?project_id=` a project id → its page; a job id → the page of
+    the project holding it, or a list when several do."""
     try:
-        project_id = UUID(request.query_params.get("project_id", "").strip())
+        wanted = UUID(request.query_params.get("project_id", "").strip())
     except ValueError:
-        return _error_page(request, 400, "Not a project id", "A project id is a UUID.")
-    return RedirectResponse(f"{_base(request)}/projects/{project_id}", status_code=303)
+        return _error_page(
+            request, 400, "Not a project or job id", "A project or job id is a UUID."
+        )
+    try:
+        with _reading(f"search {wanted}"):
+            found = await find(services.store, wanted)
+    except _ReadFailed as failure:
+        return failure.page(request)
+    if found.is_project or len(found.job_projects) == 1:
+        project_id = wanted if found.is_project else found.job_projects[0]
+        return RedirectResponse(f"{_base(request)}/projects/{project_id}", status_code=303)
+    if not found.job_projects:
+        return _error_page(request, 404, "Not found", f"No project or job {wanted}.")
+    return _page(request, "found.html", job_id=str(wanted), projects=found.job_projects)
 
 
 def _flash(request: Request) -> dict[str, int] | None:

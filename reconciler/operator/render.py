@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reconciler.operator.terminal import terminal_text
+from reconciler.clips import NO_REASON_RECORDED
+from reconciler.operator.terminal import id_width, print_whole, terminal_text
 from reconciler.operator.views import Overview, ProjectView
 
 _FAILURES_SHOWN = 10
@@ -79,7 +80,12 @@ def render_overview(overview: Overview, console: Console) -> None:
 
     if overview.oldest:
         oldest = Table(title="Oldest unsettled jobs", title_justify="left")
-        for column in ("project", "job", "waiting", "checks", "next check", "progress"):
+        # Ids whole, however narrow the terminal: they are there to be copied (print_whole).
+        oldest.add_column("project", no_wrap=True, min_width=id_width([]))
+        oldest.add_column(
+            "job", no_wrap=True, min_width=id_width(j.job_id for j in overview.oldest)
+        )
+        for column in ("waiting", "checks", "next check", "progress"):
             oldest.add_column(column)
         oldest.add_column("last error", overflow="fold")
         for job in overview.oldest:
@@ -92,7 +98,7 @@ def render_overview(overview: Overview, console: Console) -> None:
                 "-" if job.progress is None else f"{job.progress}%",
                 terminal_text(job.last_error or "-"),
             )
-        console.print(oldest)
+        print_whole(console, oldest)
 
     failed = len(overview.failures_24h)
     if overview.failure_reasons_24h:
@@ -103,17 +109,19 @@ def render_overview(overview: Overview, console: Console) -> None:
             reasons.add_row(str(count), terminal_text(reason))
         console.print(reasons)
         recent = Table(title="Most recent failures", title_justify="left")
-        for column in ("project", "job", "failed"):
-            recent.add_column(column)
+        shown = overview.failures_24h[:_FAILURES_SHOWN]
+        recent.add_column("project", no_wrap=True, min_width=id_width([]))
+        recent.add_column("job", no_wrap=True, min_width=id_width(f.job_id for f in shown))
+        recent.add_column("failed")
         recent.add_column("reason", overflow="fold")
-        for failure in overview.failures_24h[:_FAILURES_SHOWN]:
+        for failure in shown:
             recent.add_row(
                 str(failure.project_id),
                 terminal_text(failure.job_id),
                 _ago(failure.settled_at, now),
                 terminal_text(failure.reason),
             )
-        console.print(recent)
+        print_whole(console, recent)
     elif failed == 0:
         console.print("No failures in the last 24 h.")
 
@@ -124,11 +132,16 @@ def render_overview(overview: Overview, console: Console) -> None:
 
 def render_project(view: ProjectView, now: datetime, console: Console) -> None:
     table = Table(title=f"Project {view.project_id}", title_justify="left")
-    for column in ("job", "status", "checks", "next check", "progress"):
+    table.add_column("job", no_wrap=True, min_width=id_width(c.job_id for c in view.clips))
+    for column in ("status", "checks", "next check", "progress"):
         table.add_column(column)
     table.add_column("value / last error", overflow="fold")
     for clip in view.clips:
-        detail = clip.last_error if clip.status == "pending" and clip.last_error else clip.value
+        detail = clip.value
+        if clip.status == "failed":  # why it failed, as the check and /admin say
+            detail = clip.last_error or NO_REASON_RECORDED
+        elif clip.status == "pending" and clip.last_error:
+            detail = clip.last_error
         table.add_row(
             terminal_text(clip.job_id),
             terminal_text(clip.status),
@@ -137,6 +150,6 @@ def render_project(view: ProjectView, now: datetime, console: Console) -> None:
             "-" if clip.progress is None else f"{clip.progress}%",
             terminal_text(detail),
         )
-    console.print(table)
+    print_whole(console, table)
     if not view.clips:
         console.print("This project has no clips.")

@@ -11,7 +11,11 @@ or, for `--json`, `terminal_json`: one rule, so no output path is forgotten.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 from rich.text import Text
 
 from reconciler.observability.logs import escape_unsafe
@@ -31,3 +35,33 @@ def terminal_json(value: object) -> str:
     non-ASCII character (`\\u001b`, `\\u202e`) but leaves DEL raw; it is escaped as well, so
     the output holds printable ASCII and line breaks only, and decodes to the same value."""
     return json.dumps(value, indent=2, ensure_ascii=True).replace("\x7f", "\\u007f")
+
+
+# An id column is at least this wide (a UUID), and at most this wide however long a key is.
+_ID_WIDTH = 36
+_ID_WIDTH_MAX = 200
+# Measuring a table's minimum width: as if the terminal had no edge.
+_WIDEST = 100_000
+
+
+def id_width(ids: Iterable[object]) -> int:
+    """The width of a table column of ids shown whole, on one line: ids are there to be
+    copied (into `status --project`, the admin search), so a narrow terminal never cuts one.
+    Measured as `terminal_text` shows them (escapes included)."""
+    return min(max([_ID_WIDTH, *(len(escape_unsafe(str(value))) for value in ids)]), _ID_WIDTH_MAX)
+
+
+def print_whole(console: Console, table: Table) -> None:
+    """Print `table` at least as wide as its columns' minimums, even on a terminal narrower
+    than that: its id columns (`no_wrap`, `min_width=id_width(…)`) are never cut or folded;
+    the terminal soft-wraps the long lines instead, which copies whole."""
+    needed = Measurement.get(console, console.options.update_width(_WIDEST), table).minimum
+    width = console.width
+    if needed <= width:
+        console.print(table)
+        return
+    console.width = needed
+    try:
+        console.print(table)
+    finally:
+        console.width = width

@@ -224,6 +224,23 @@ def overview_from_json(answer: Mapping[str, Any]) -> Overview:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What an id names: a project (`is_project`), and the projects holding it as a job."""
+
+    is_project: bool
+    job_projects: list[UUID]
+
+
+async def find(store: FullStore, id_: UUID) -> Found:
+    """A project id or a job id, looked up for the admin search."""
+    answer = await store.operator_find(id_)
+    return Found(
+        is_project=bool(answer["project"]),
+        job_projects=[_uuid(project) for project in answer["job_projects"]],
+    )
+
+
 def project_view_from_json(answer: Mapping[str, Any]) -> ProjectView:
     """Decodes the SQL function's answer, or `ProjectView.as_json()` read back."""
     return ProjectView(

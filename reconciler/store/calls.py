@@ -85,6 +85,9 @@ INGEST_RESULT = SqlFunction(
     ),
 )
 NOTE_JOB_ERROR = SqlFunction("reconciler_note_job_error", (("job_id", "text"), ("error", "text")))
+FAILURE_REASONS = SqlFunction(
+    "reconciler_failure_reasons", (("project_id", "uuid"), ("job_ids", "text[]"))
+)
 CLAIM_DUE_JOBS = SqlFunction(
     "reconciler_claim_due_jobs",
     (
@@ -119,6 +122,7 @@ RELEASE_LEASES = SqlFunction("reconciler_release_leases", (("owner", "text"),))
 PURGE = SqlFunction(
     "reconciler_purge", (("older_than_seconds", "double precision"), ("limit", "integer"))
 )
+MAKE_DUE_NOW = SqlFunction("reconciler_make_due_now", (("limit", "integer"),))
 PROJECTS_WITH_PENDING = SqlFunction(
     "reconciler_projects_with_pending", (("after", "uuid"), ("limit", "integer"))
 )
@@ -148,6 +152,8 @@ FINISH_POLL_ROUND = SqlFunction(
 )
 OPERATOR_OVERVIEW = SqlFunction("reconciler_operator_overview", (("oldest_limit", "integer"),))
 OPERATOR_PROJECT = SqlFunction("reconciler_operator_project", (("project_id", "uuid"),))
+# The admin search (20261208070000_clip_reconciler_operator_truth.sql).
+OPERATOR_FIND = SqlFunction("reconciler_operator_find", (("id", "uuid"),))
 
 
 # --- Archiving (20261202100000_clip_reconciler_archive.sql) ---
@@ -237,6 +243,7 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     CALLER_CAN_SEE_PROJECT,
     INGEST_RESULT,
     NOTE_JOB_ERROR,
+    FAILURE_REASONS,
     CLAIM_DUE_JOBS,
     FINISH_ROUND,
     DRAIN_CHANGES,
@@ -244,6 +251,7 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     RENEW_LEASES,
     RELEASE_LEASES,
     PURGE,
+    MAKE_DUE_NOW,
     PROJECTS_WITH_PENDING,
     PENDING_STATS,
     SET_TRACKING_LIMITS,
@@ -252,6 +260,7 @@ CATALOGUE: tuple[SqlFunction, ...] = (
     FINISH_POLL_ROUND,
     OPERATOR_OVERVIEW,
     OPERATOR_PROJECT,
+    OPERATOR_FIND,
     SET_ARCHIVING,
     CLAIM_ARCHIVE_TASKS,
     RENEW_ARCHIVE_LEASES,

@@ -259,6 +259,12 @@ class FunctionStore:
     async def note_job_error(self, job_id: str, error: str) -> bool:
         return bool(await self._call(calls.NOTE_JOB_ERROR, job_id=job_id, error=error))
 
+    async def failure_reasons(self, project_id: UUID, job_ids: Sequence[str]) -> dict[str, str]:
+        answer = await self._call(
+            calls.FAILURE_REASONS, project_id=project_id, job_ids=list(job_ids)
+        )
+        return {str(job_id): str(reason) for job_id, reason in answer.items()}
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:
@@ -340,6 +346,9 @@ class FunctionStore:
     async def release_leases(self, owner: str) -> int:
         return int(await self._call(calls.RELEASE_LEASES, owner=owner))
 
+    async def make_due_now(self, limit: int) -> int:
+        return int(await self._call(calls.MAKE_DUE_NOW, limit=limit))
+
     async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
         answer = await self._call(calls.PURGE, older_than_seconds=older_than_seconds, limit=limit)
         return int(answer["jobs"]), int(answer["parked"])
@@ -386,6 +395,9 @@ class FunctionStore:
     async def operator_project(self, project_id: UUID) -> Mapping[str, Any] | None:
         answer = await self._call(calls.OPERATOR_PROJECT, project_id=project_id)
         return None if answer is None else dict(answer)
+
+    async def operator_find(self, id_: UUID) -> Mapping[str, Any]:
+        return dict(await self._call(calls.OPERATOR_FIND, id=id_))
 
     async def ping(self) -> None:
         await self._caller.ping()

@@ -72,11 +72,14 @@ async def test_full_response_contract(
         "videoUrl": DONE_URL,
         "alreadyProcessed": True,
     }
+    # A clip that failed before the check says why too (issue 20): `error`, as the edge
+    # function's failed details carry it; this one was written "failed" by the app.
     assert details[J.job_old_fail] == {
         "jobId": J.job_old_fail,
         "status": "failed",
         "videoUrl": None,
         "alreadyProcessed": True,
+        "error": "no reason recorded",
     }
     assert details[J.job_ok] == {
         "jobId": J.job_ok,

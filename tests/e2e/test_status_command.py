@@ -39,8 +39,8 @@ async def _status_json(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 async def _seed(db: asyncpg.Connection, database_url: str) -> UUID:
-    """A stuck job (two hours, with Runware's last word and progress), two failures, and a
-    webhook result for a job no project holds yet."""
+    """A stuck job (two hours, with Runware's last word and progress), two failures, five
+    webhook results applied to another project, and one for a job no project holds yet."""
     project = await tracked_project(
         db, {J.stuck_job: "pending", J.fresh_job: "pending", J.bad_1: "pending", J.bad_2: "pending"}
     )
@@ -58,6 +58,12 @@ async def _seed(db: asyncpg.Connection, database_url: str) -> UUID:
                 PollOutcome(project, J.bad_2, "failed", "gave up after 3601 s without a result", 0),
             ],
         )
+        # Five webhooks applied to the project holding their job (their results are kept
+        # until retention) and one for a job no project holds: exactly one result is parked.
+        delivered = [J.named(f"delivered{i}") for i in range(5)]
+        await tracked_project(db, dict.fromkeys(delivered, "pending"))
+        for job_id in delivered:
+            await store.ingest_result(job_id, URL, None, 0)
         await store.ingest_result(J.parked_job, URL, None, 0)
     finally:
         await store.close()

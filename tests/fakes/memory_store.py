@@ -532,6 +532,17 @@ class MemoryStore:
             row.last_error = _kept(error)
         return bool(rows)
 
+    async def failure_reasons(self, project_id: UUID, job_ids: Sequence[str]) -> dict[str, str]:
+        self._call("failure_reasons")
+        reasons: dict[str, str] = {}
+        for job_id in list(dict.fromkeys(job_ids))[:1000]:
+            row = self.state.jobs.get((project_id, job_id))
+            parked = self.state.parked.get(job_id)
+            reason = (row.last_error if row else None) or (parked.reason if parked else None)
+            if reason is not None:
+                reasons[job_id] = reason
+        return reasons
+
     async def claim_due_jobs(
         self, owner: str, limit: int, lease_seconds: float, *, per_project: int | None = None
     ) -> list[TrackedJob]:
@@ -675,6 +686,21 @@ class MemoryStore:
             if row.settled_at is None and (after is None or row.project_id > after)
         }
         return sorted(unsettled)[: max(limit, 0)]
+
+    async def make_due_now(self, limit: int) -> int:
+        self._call("make_due_now")
+        now = self._now()
+        later = sorted(
+            (
+                row
+                for row in self.state.jobs.values()
+                if row.settled_at is None and row.next_check_at > now
+            ),
+            key=lambda row: row.next_check_at,
+        )[: max(min(limit, 10000), 0)]
+        for row in later:
+            row.next_check_at = now
+        return len(later)
 
     async def purge(self, older_than_seconds: float, limit: int) -> tuple[int, int]:
         self._call("purge")

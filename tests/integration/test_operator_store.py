@@ -14,7 +14,7 @@ from reconciler.operator.views import read_overview, read_project_view
 from reconciler.ports import PollOutcome, ReplicaHeartbeat, StoreRejected
 from reconciler.store.functions import FunctionStore
 from tests.job_ids import J
-from tests.projects import tracked_project
+from tests.projects import clips_of, tracked_project
 
 URL = "https://vm.runware.ai/video/os/a/ws/2/vi/a.mp4"
 
@@ -133,6 +133,25 @@ async def test_parked_results_are_counted(store: FunctionStore) -> None:
     await store.ingest_result(J.nor_this_one, "failed", "boom", 0)
 
     assert (await read_overview(store)).parked_results == 2
+
+
+async def test_only_results_whose_job_is_in_no_project_are_parked(
+    store: FunctionStore, db: asyncpg.Connection
+) -> None:
+    # Five webhooks applied to the project holding their job (their results are kept until
+    # retention all the same) and one for a job no project holds: one result is parked.
+    applied = [J.named(f"applied{i}") for i in range(5)]
+    project = await tracked_project(db, dict.fromkeys(applied, "pending"))
+    for job_id in applied:
+        await store.ingest_result(job_id, URL, None, 0)
+    await store.ingest_result(J.unknown_to_every_project, URL, None, 0)
+
+    overview = await read_overview(store)
+
+    assert await db.fetchval("select count(*) from reconciler.parked_results") == 6
+    assert (await clips_of(db, project)) == dict.fromkeys(applied, URL)
+    assert overview.parked_results == 1
+    assert overview.as_json()["parked_results"] == 1
 
 
 async def test_heartbeats_list_every_replica_with_its_feed(store: FunctionStore) -> None:
