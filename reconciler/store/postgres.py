@@ -137,7 +137,9 @@ class PostgresCaller:
         try:
             await caller._ready_pool()
         except StoreUnavailable as error:
-            log.warning("database not reachable at start-up; will retry on use: %s", error)
+            # Debug only: the first call that needs the database says so itself (a one-shot
+            # command's one error line, the engine's and /readyz's reports in `serve`).
+            log.debug("database not reachable at start-up; will retry on use: %s", error)
         return caller
 
     async def _ready_pool(self) -> asyncpg.Pool:
