@@ -281,8 +281,8 @@ class Settings(BaseSettings):
     admin_token: Token | None = _setting(
         "RECONCILER_ADMIN_TOKEN",
         None,
-        "bearer token for the check endpoint and Basic password of `/admin`; required with"
-        " `DATABASE_URL` unless the service key is set; ≥ 32 characters",
+        "bearer token for the check endpoint and Basic password of `/admin`; required by"
+        " `serve` with `DATABASE_URL` unless the service key is set; ≥ 32 characters",
         secret=True,
     )
     db_pool_size: int = _whole(
@@ -844,7 +844,8 @@ def _check_combinations(settings: Settings, *, require_runware: bool, serving: b
     if settings.transport == "postgres":
         if settings.database_url is None:
             raise _fail("database_url", "is required with RECONCILER_TRANSPORT=postgres")
-        if settings.admin_token is None and settings.supabase_service_role_key is None:
+        # An HTTP credential: only the service needs it; commands that read the database don't.
+        if serving and settings.admin_token is None and settings.supabase_service_role_key is None:
             raise _fail(
                 "admin_token",
                 "is required with DATABASE_URL (callers of the check endpoint present it)",
