@@ -17,7 +17,7 @@ from rich.console import Console
 
 from reconciler import service_version
 from reconciler.cli_output import progress_display, render_check
-from reconciler.config import ConfigError, Settings, load_settings
+from reconciler.config import ConfigError, Settings, environment, load_settings
 from reconciler.observability.logs import configure_logging, escape_unsafe
 from reconciler.operator.terminal import terminal_json, terminal_text
 from reconciler.redaction import Redactor
@@ -31,8 +31,13 @@ EXIT_CONFIG = 2
 log = logging.getLogger("reconciler.cli")
 
 
+def _environ() -> dict[str, str]:
+    """The process environment over ./.env (config.environment)."""
+    return environment(os.environ)
+
+
 def _settings(*, serving: bool, runware: bool = True) -> Settings:
-    settings = load_settings(os.environ, require_runware=runware, serving=serving)
+    settings = load_settings(_environ(), require_runware=runware, serving=serving)
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
     return settings
 
@@ -41,10 +46,10 @@ def _known_secrets() -> tuple[str, ...]:
     """What must not be printed: every configured secret when the settings load, else at least
     the DATABASE_URL password (`migrate` needs nothing else)."""
     try:
-        return load_settings(os.environ, serving=False).secrets
+        return load_settings(_environ(), require_runware=False, serving=False).secrets
     except ConfigError:
         try:
-            password = urlsplit(os.environ.get("DATABASE_URL", "").strip()).password
+            password = urlsplit(_environ().get("DATABASE_URL", "").strip()).password
         except ValueError:  # a malformed port; the config error masks the whole URL then
             return ()
         return (password,) if password else ()
@@ -139,7 +144,7 @@ def _sweep(_: argparse.Namespace) -> int:
 
 
 def _database_url(why: str) -> str:
-    database_url = os.environ.get("DATABASE_URL", "").strip()
+    database_url = _environ().get("DATABASE_URL", "").strip()
     if not database_url:
         raise ConfigError("DATABASE_URL", f"is required {why}")
     return database_url
@@ -149,7 +154,7 @@ def _lock_limits() -> LockLimits:
     from reconciler.config import load_only
     from reconciler.migrations import LockLimits
 
-    settings = load_only(os.environ, "migrate_lock_timeout_seconds", "migrate_deadline_seconds")
+    settings = load_only(_environ(), "migrate_lock_timeout_seconds", "migrate_deadline_seconds")
     return LockLimits(
         lock_timeout_seconds=settings.migrate_lock_timeout_seconds,
         deadline_seconds=settings.migrate_deadline_seconds,
@@ -260,15 +265,16 @@ def _status(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
     try:
         if args.url is not None:
+            environ = _environ()
             token = (
-                os.environ.get("RECONCILER_ADMIN_TOKEN", "").strip()
-                or os.environ.get("SUPABASE_SERVICE_ROLE_KEY", "").strip()
+                environ.get("RECONCILER_ADMIN_TOKEN", "").strip()
+                or environ.get("SUPABASE_SERVICE_ROLE_KEY", "").strip()
             )
             if not token:
                 raise ConfigError("RECONCILER_ADMIN_TOKEN", "is required with --url")
             now, view = asyncio.run(_fetch_status(args.url, token, project_id))
         else:
-            settings = load_settings(os.environ, require_runware=False, serving=False)
+            settings = load_settings(_environ(), require_runware=False, serving=False)
             configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
             now, view = asyncio.run(_read_status(settings, project_id))
     except (StoreUnavailable, ServiceRefused) as error:
@@ -379,7 +385,8 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="reconciler",
         description="Keeps Supabase projects.clips in step with Runware video jobs. Settings come"
-        " from the environment; `reconciler COMMAND --help` names the ones each command reads.",
+        " from the environment, then from ./.env (the environment wins); `reconciler COMMAND"
+        " --help` names the ones each command reads.",
     )
     root.add_argument("--version", action="version", version=f"%(prog)s {service_version()}")
     commands = root.add_subparsers(dest="command", required=True)

@@ -17,7 +17,10 @@ import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, get_args, get_origin
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationError
 from pydantic.fields import FieldInfo
@@ -874,6 +877,16 @@ def _check_combinations(settings: Settings, *, require_runware: bool, serving: b
             "is required to authenticate webhooks"
             " (for local development only: RECONCILER_INSECURE_WEBHOOKS=1)",
         )
+
+
+def environment(environ: Mapping[str, str], env_file: Path = Path(".env")) -> dict[str, str]:
+    """What the CLI reads its settings from: `environ` over the `.env` file in the working
+    directory (if there is one), so an exported variable always wins over the file, as
+    `.env.example` tells adopters to copy it there."""
+    from_file: dict[str, str] = {}
+    if env_file.is_file():
+        from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    return from_file | dict(environ)
 
 
 def load_only(env: Mapping[str, str], *names: str) -> Settings:

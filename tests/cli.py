@@ -28,22 +28,30 @@ def clean_environment(settings: dict[str, str]) -> dict[str, str]:
 
 
 def run_reconciler(
-    settings: dict[str, str], *args: str, columns: int = 200, timeout: float = 60.0
+    settings: dict[str, str],
+    *args: str,
+    columns: int = 200,
+    timeout: float = 60.0,
+    cwd: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the command to its end; past `timeout` seconds it is killed with everything it
-    started, and `subprocess.TimeoutExpired` is raised."""
+    """Run the command to its end (in `cwd`, else this directory); past `timeout` seconds it
+    is killed with everything it started, and `subprocess.TimeoutExpired` is raised."""
     process = start_command(
         [sys.executable, "-m", "reconciler", *args],
         clean_environment(settings | {"COLUMNS": str(columns)}),
+        cwd=cwd,
     )
     return finish_command(process, timeout)
 
 
-def start_command(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def start_command(
+    argv: list[str], env: dict[str, str], *, cwd: str | None = None
+) -> subprocess.Popen[str]:
     """Start `argv` in a session (and process group) of its own, for `finish_command`."""
     return subprocess.Popen(
         argv,
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
