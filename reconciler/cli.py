@@ -18,7 +18,7 @@ from rich.console import Console
 from reconciler import service_version
 from reconciler.cli_output import progress_display, render_check
 from reconciler.config import ConfigError, Settings, environment, load_settings
-from reconciler.observability.logs import configure_logging, escape_unsafe
+from reconciler.observability.logs import configure_logging, escape_unsafe, one_line
 from reconciler.operator.terminal import terminal_json, terminal_text
 from reconciler.redaction import Redactor
 
@@ -58,7 +58,7 @@ def _known_secrets() -> tuple[str, ...]:
 def _print_error(message: str) -> None:
     """One line on stderr, secrets and URL passwords masked: errors carry what libraries put in
     them (a DSN, a header), and terminals, CI logs and bug reports keep it."""
-    print(f"error: {escape_unsafe(Redactor(_known_secrets())(message))}", file=sys.stderr)
+    print(f"error: {escape_unsafe(one_line(Redactor(_known_secrets())(message)))}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -110,6 +110,15 @@ def _check(args: argparse.Namespace) -> int:
         print(terminal_json(response))
     else:
         render_check(response, Console())
+    # A job Runware could not be asked about (the key refused, Runware unreachable) failed on
+    # our side, not the job's: scripts and CI must see it in the exit status.
+    unchecked = [d for d in response.get("details", ()) if d.get("status") == "error"]
+    if unchecked:
+        _print_error(
+            f"{len(unchecked)} job(s) could not be checked with Runware:"
+            f" {unchecked[0].get('error') or 'no reason given'}"
+        )
+        return 1
     return 0
 
 

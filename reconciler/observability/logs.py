@@ -81,6 +81,15 @@ def unsafe_pattern_for_javascript() -> str:
     return "[" + "".join(f"\\u{{{first:x}}}-\\u{{{last:x}}}" for first, last in UNSAFE_RANGES) + "]"
 
 
+def one_line(text: str) -> str:
+    """A multi-line message (PostgreSQL's `ERROR …\nHINT: …`) as one line, its lines joined by
+    "; ": an error reads the same in a terminal, a log line and a JSON field, without the
+    literal `\n` escape_unsafe would otherwise write for each break."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def escape_unsafe(text: str) -> str:
     """`text` on one line, every control or invisible character written as an escape."""
     return _UNSAFE.sub(_escape_char, text) if _UNSAFE.search(text) else text
