@@ -168,6 +168,9 @@ def formatter_for(log_format: LogFormat, secrets: Iterable[str] = ()) -> logging
     return JsonFormatter(redact) if log_format == "json" else ConsoleFormatter(redact)
 
 
+_CHATTY_HTTP_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(
     level: str, log_format: LogFormat, stream: TextIO | None = None, secrets: Iterable[str] = ()
 ) -> None:
@@ -185,3 +188,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request at INFO (one line per Runware call, per Storage upload): noise
+    # at the default level. Their warnings still show; at debug everything does.
+    chatty = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in _CHATTY_HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)
