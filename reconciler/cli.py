@@ -17,6 +17,7 @@ from rich.console import Console
 
 from reconciler import service_version
 from reconciler.cli_output import progress_display, render_check
+from reconciler.clips import is_trackable
 from reconciler.config import ConfigError, Settings, environment, load_settings
 from reconciler.observability.logs import configure_logging, escape_unsafe, one_line
 from reconciler.operator.terminal import terminal_json, terminal_text
@@ -111,8 +112,13 @@ def _check(args: argparse.Namespace) -> int:
     else:
         render_check(response, Console())
     # A job Runware could not be asked about (the key refused, Runware unreachable) failed on
-    # our side, not the job's: scripts and CI must see it in the exit status.
-    unchecked = [d for d in response.get("details", ()) if d.get("status") == "error"]
+    # our side, not the job's: scripts and CI must see it in the exit status. A key that is not
+    # a task id is the app's data, never sent to Runware: shown, but no failure of the check.
+    unchecked = [
+        d
+        for d in response.get("details", ())
+        if d.get("status") == "error" and is_trackable(str(d.get("jobId")))
+    ]
     if unchecked:
         _print_error(
             f"{len(unchecked)} job(s) could not be checked with Runware:"
