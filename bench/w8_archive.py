@@ -39,7 +39,7 @@ from reconciler.archive.transfer import StorageUploader, download
 from reconciler.clips import UrlPolicy
 from reconciler.local.simulator import RunwareSimulator, SimulatorConfig, VideoFiles
 from reconciler.local.storage import StorageStandIn
-from tests.processes import REPO_ROOT
+from tests.cli import REPO_ROOT
 
 MIB = 1024 * 1024
 KEY = "bench-service-role-key"

@@ -15,9 +15,11 @@ from uuid import UUID
 
 from rich.console import Console
 
+from reconciler import service_version
 from reconciler.cli_output import progress_display, render_check
-from reconciler.config import ConfigError, Settings, load_settings
-from reconciler.observability.logs import configure_logging, escape_unsafe
+from reconciler.clips import is_trackable
+from reconciler.config import ConfigError, Settings, environment, load_settings
+from reconciler.observability.logs import configure_logging, escape_unsafe, one_line
 from reconciler.operator.terminal import terminal_json, terminal_text
 from reconciler.redaction import Redactor
 
@@ -30,8 +32,13 @@ EXIT_CONFIG = 2
 log = logging.getLogger("reconciler.cli")
 
 
-def _settings(*, serving: bool) -> Settings:
-    settings = load_settings(os.environ, serving=serving)
+def _environ() -> dict[str, str]:
+    """The process environment over ./.env (config.environment)."""
+    return environment(os.environ)
+
+
+def _settings(*, serving: bool, runware: bool = True) -> Settings:
+    settings = load_settings(_environ(), require_runware=runware, serving=serving)
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
     return settings
 
@@ -40,10 +47,10 @@ def _known_secrets() -> tuple[str, ...]:
     """What must not be printed: every configured secret when the settings load, else at least
     the DATABASE_URL password (`migrate` needs nothing else)."""
     try:
-        return load_settings(os.environ, serving=False).secrets
+        return load_settings(_environ(), require_runware=False, serving=False).secrets
     except ConfigError:
         try:
-            password = urlsplit(os.environ.get("DATABASE_URL", "").strip()).password
+            password = urlsplit(_environ().get("DATABASE_URL", "").strip()).password
         except ValueError:  # a malformed port; the config error masks the whole URL then
             return ()
         return (password,) if password else ()
@@ -52,7 +59,7 @@ def _known_secrets() -> tuple[str, ...]:
 def _print_error(message: str) -> None:
     """One line on stderr, secrets and URL passwords masked: errors carry what libraries put in
     them (a DSN, a header), and terminals, CI logs and bug reports keep it."""
-    print(f"error: {escape_unsafe(Redactor(_known_secrets())(message))}", file=sys.stderr)
+    print(f"error: {escape_unsafe(one_line(Redactor(_known_secrets())(message)))}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -104,6 +111,20 @@ def _check(args: argparse.Namespace) -> int:
         print(terminal_json(response))
     else:
         render_check(response, Console())
+    # A job Runware could not be asked about (the key refused, Runware unreachable) failed on
+    # our side, not the job's: scripts and CI must see it in the exit status. A key that is not
+    # a task id is the app's data, never sent to Runware: shown, but no failure of the check.
+    unchecked = [
+        d
+        for d in response.get("details", ())
+        if d.get("status") == "error" and is_trackable(str(d.get("jobId")))
+    ]
+    if unchecked:
+        _print_error(
+            f"{len(unchecked)} job(s) could not be checked with Runware:"
+            f" {unchecked[0].get('error') or 'no reason given'}"
+        )
+        return 1
     return 0
 
 
@@ -146,7 +167,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _database_url(why: str) -> str:
-    database_url = os.environ.get("DATABASE_URL", "").strip()
+    database_url = _environ().get("DATABASE_URL", "").strip()
     if not database_url:
         raise ConfigError("DATABASE_URL", f"is required {why}")
     return database_url
@@ -156,7 +177,7 @@ def _lock_limits() -> LockLimits:
     from reconciler.config import load_only
     from reconciler.migrations import LockLimits
 
-    settings = load_only(os.environ, "migrate_lock_timeout_seconds", "migrate_deadline_seconds")
+    settings = load_only(_environ(), "migrate_lock_timeout_seconds", "migrate_deadline_seconds")
     return LockLimits(
         lock_timeout_seconds=settings.migrate_lock_timeout_seconds,
         deadline_seconds=settings.migrate_deadline_seconds,
@@ -220,7 +241,8 @@ async def _run_resync(settings: Settings, console: Console) -> int:
 
 
 def _resync(_: argparse.Namespace) -> int:
-    return asyncio.run(_run_resync(_settings(serving=False), Console()))
+    # Reads and writes the database only: no Runware key needed.
+    return asyncio.run(_run_resync(_settings(serving=False, runware=False), Console()))
 
 
 async def _read_status(
@@ -266,15 +288,16 @@ def _status(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
     try:
         if args.url is not None:
+            environ = _environ()
             token = (
-                os.environ.get("RECONCILER_ADMIN_TOKEN", "").strip()
-                or os.environ.get("SUPABASE_SERVICE_ROLE_KEY", "").strip()
+                environ.get("RECONCILER_ADMIN_TOKEN", "").strip()
+                or environ.get("SUPABASE_SERVICE_ROLE_KEY", "").strip()
             )
             if not token:
                 raise ConfigError("RECONCILER_ADMIN_TOKEN", "is required with --url")
             now, view = asyncio.run(_fetch_status(args.url, token, project_id))
         else:
-            settings = load_settings(os.environ, require_runware=False, serving=False)
+            settings = load_settings(_environ(), require_runware=False, serving=False)
             configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
             now, view = asyncio.run(_read_status(settings, project_id))
     except (StoreUnavailable, ServiceRefused) as error:
@@ -361,7 +384,7 @@ def _at_least(parse: Callable[[str], float], minimum: float) -> Callable[[str], 
 
 
 def _archive(args: argparse.Namespace) -> int:
-    settings = _settings(serving=False)
+    settings = _settings(serving=False, runware=False)
     if not settings.archive.enabled:
         raise ConfigError("RECONCILER_ARCHIVE", "must be supabase to back-fill or report archiving")
     return asyncio.run(_run_archive(args, settings, Console()))
@@ -374,25 +397,58 @@ def _demo(args: argparse.Namespace) -> int:
     return code
 
 
+_DATABASE = "DATABASE_URL (or SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY)"
+
+
+def _reads(what: str, settings: str) -> str:
+    return f"{what} Reads: {settings}; RECONCILER_LOG_LEVEL and RECONCILER_LOG_FORMAT."
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="reconciler",
-        description="Keeps Supabase projects.clips in step with Runware video jobs.",
+        description="Keeps Supabase projects.clips in step with Runware video jobs. Settings come"
+        " from the environment, then from ./.env (the environment wins); `reconciler COMMAND"
+        " --help` names the ones each command reads.",
     )
+    root.add_argument("--version", action="version", version=f"%(prog)s {service_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description=_reads(
+            "Run the HTTP service: webhooks, the check endpoint, the engine, /admin, /metrics.",
+            f"{_DATABASE}, RUNWARE_API_KEY, RUNWARE_WEBHOOK_SECRET, RECONCILER_ADMIN_TOKEN"
+            " (Postgres transport) and every other setting in README's configuration table",
+        ),
+    )
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")  # noqa: S104
     serve.add_argument("--port", type=int, default=None, help="port (default $PORT or 8000)")
     serve.set_defaults(run=_serve)
 
-    check = commands.add_parser("check", help="check one project's pending clips now")
+    check = commands.add_parser(
+        "check",
+        help="check one project's pending clips now",
+        description=_reads(
+            "Ask Runware now about every pending clip of one project and print its clips."
+            " Exits 1 when the project is unknown or a check failed on our side (Runware"
+            " refused the key or could not be reached).",
+            f"{_DATABASE}, RUNWARE_API_KEY, RUNWARE_API_URL",
+        ),
+    )
     check.add_argument("project_id", metavar="PROJECT_ID")
     check.add_argument("--json", action="store_true", help="print the endpoint's JSON response")
     check.set_defaults(run=_check)
 
     sweep = commands.add_parser(
-        "sweep", help="one pass over every project with pending clips, checking due jobs now"
+        "sweep",
+        help="one pass over every project with pending clips, checking due jobs now",
+        description=_reads(
+            "One pass over every project with pending clips, checking the due jobs with"
+            " Runware now.",
+            f"{_DATABASE}, RUNWARE_API_KEY, RUNWARE_API_URL",
+        ),
     )
     sweep.add_argument(
         "--now",
@@ -404,17 +460,33 @@ def parser() -> argparse.ArgumentParser:
     resync = commands.add_parser(
         "resync",
         help="scan every project for pending clips the trigger never saw (e.g. after a restore)",
+        description=_reads(
+            "Scan every project for pending clips the trigger never saw (e.g. after a restore)"
+            " and track them.",
+            _DATABASE,
+        ),
     )
     resync.set_defaults(run=_resync)
 
     migrate = commands.add_parser(
-        "migrate", help="apply the SQL migrations not applied yet, through DATABASE_URL"
+        "migrate",
+        help="apply the SQL migrations not applied yet, through DATABASE_URL",
+        description=_reads(
+            "Apply the SQL migrations not applied yet (each file in one transaction).",
+            "DATABASE_URL, RECONCILER_MIGRATE_LOCK_TIMEOUT_SECONDS,"
+            " RECONCILER_MIGRATE_DEADLINE_SECONDS",
+        ),
     )
     migrate.set_defaults(run=_migrate)
 
     uninstall = commands.add_parser(
         "uninstall",
         help="remove everything the migrations added, through DATABASE_URL (projects rows stay)",
+        description=_reads(
+            "Remove every object the migrations added; projects rows stay as they are.",
+            "DATABASE_URL, RECONCILER_MIGRATE_LOCK_TIMEOUT_SECONDS,"
+            " RECONCILER_MIGRATE_DEADLINE_SECONDS",
+        ),
     )
     uninstall.add_argument("--yes", action="store_true", help="really do it")
     uninstall.set_defaults(run=_uninstall)
@@ -422,6 +494,10 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status",
         help="what is in flight, stuck and failed, and every replica's feed (the operator view)",
+        description=_reads(
+            "What is in flight, stuck and failed, and every replica's feed (the operator view).",
+            f"{_DATABASE}; with --url only RECONCILER_ADMIN_TOKEN",
+        ),
     )
     status.add_argument("--json", action="store_true", help="print the view as JSON")
     status.add_argument(
@@ -437,6 +513,12 @@ def parser() -> argparse.ArgumentParser:
     archive = commands.add_parser(
         "archive",
         help="archiving's backlog; with --backfill, queue clips that hold URLs not archived yet",
+        description=_reads(
+            "Archiving's backlog; with --backfill, queue the clips that hold URLs not archived"
+            " yet.",
+            "SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY (or DATABASE_URL), RECONCILER_ARCHIVE,"
+            " RECONCILER_ARCHIVE_BUCKET, RECONCILER_ALLOWED_URL_HOSTS",
+        ),
     )
     archive.add_argument(
         "--backfill",
@@ -455,7 +537,10 @@ def parser() -> argparse.ArgumentParser:
     archive.set_defaults(run=_archive)
 
     demo = commands.add_parser(
-        "demo", help="a complete local run: throw-away Postgres, Runware simulator, the service"
+        "demo",
+        help="a complete local run: throw-away Postgres, Runware simulator, the service",
+        description="A complete local run: a throw-away PostgreSQL, the Runware simulator and"
+        " the service, then a table of the clips as they settle. Reads no settings.",
     )
     demo.add_argument("--clips", type=int, default=8, help="pending clips to create (default 8)")
     demo.add_argument(

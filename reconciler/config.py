@@ -16,9 +16,11 @@ import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -281,8 +283,8 @@ class Settings(BaseSettings):
     admin_token: Token | None = _setting(
         "RECONCILER_ADMIN_TOKEN",
         None,
-        "bearer token for the check endpoint and Basic password of `/admin`; required with"
-        " `DATABASE_URL` unless the service key is set; ≥ 32 characters",
+        "bearer token for the check endpoint and Basic password of `/admin`; required by"
+        " `serve` with `DATABASE_URL` unless the service key is set; ≥ 32 characters",
         secret=True,
     )
     db_pool_size: int = _whole(
@@ -844,7 +846,8 @@ def _check_combinations(settings: Settings, *, require_runware: bool, serving: b
     if settings.transport == "postgres":
         if settings.database_url is None:
             raise _fail("database_url", "is required with RECONCILER_TRANSPORT=postgres")
-        if settings.admin_token is None and settings.supabase_service_role_key is None:
+        # An HTTP credential: only the service needs it; commands that read the database don't.
+        if serving and settings.admin_token is None and settings.supabase_service_role_key is None:
             raise _fail(
                 "admin_token",
                 "is required with DATABASE_URL (callers of the check endpoint present it)",
@@ -873,6 +876,16 @@ def _check_combinations(settings: Settings, *, require_runware: bool, serving: b
             "is required to authenticate webhooks"
             " (for local development only: RECONCILER_INSECURE_WEBHOOKS=1)",
         )
+
+
+def environment(environ: Mapping[str, str], env_file: Path = Path(".env")) -> dict[str, str]:
+    """What the CLI reads its settings from: `environ` over the `.env` file in the working
+    directory (if there is one), so an exported variable always wins over the file, as
+    `.env.example` tells adopters to copy it there."""
+    from_file: dict[str, str] = {}
+    if env_file.is_file():
+        from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    return from_file | dict(environ)
 
 
 def load_only(env: Mapping[str, str], *names: str) -> Settings:

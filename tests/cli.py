@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 # Everything the reconciler reads from its environment (reconciler/config.py): a setting of
 # the machine running the tests must not leak into a process a test starts.
@@ -17,6 +21,14 @@ _SETTING_NAMES = ("PORT",)
 _DRAIN_SECONDS = 10.0
 
 
+# Where the processes tests start run: an empty directory, because the CLI reads `./.env`
+# (config.environment) and an adopter's `.env` in the checkout must not leak into the suite.
+# Test modules (`python -m tests.standins…`) are found through PYTHONPATH instead.
+CHILD_DIRECTORY = tempfile.mkdtemp(prefix="reconciler-test-cwd-")
+atexit.register(shutil.rmtree, CHILD_DIRECTORY, True)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
 def clean_environment(settings: dict[str, str]) -> dict[str, str]:
     """This process's environment without any reconciler setting, plus `settings`."""
     base = {
@@ -24,26 +36,35 @@ def clean_environment(settings: dict[str, str]) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(_SETTING_PREFIXES) and k not in _SETTING_NAMES
     }
-    return base | settings
+    python_path = os.pathsep.join(p for p in (str(REPO_ROOT), base.get("PYTHONPATH")) if p)
+    return base | {"PYTHONPATH": python_path} | settings
 
 
 def run_reconciler(
-    settings: dict[str, str], *args: str, columns: int = 200, timeout: float = 60.0
+    settings: dict[str, str],
+    *args: str,
+    columns: int = 200,
+    timeout: float = 60.0,
+    cwd: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the command to its end; past `timeout` seconds it is killed with everything it
-    started, and `subprocess.TimeoutExpired` is raised."""
+    """Run the command to its end (in `cwd`, else this directory); past `timeout` seconds it
+    is killed with everything it started, and `subprocess.TimeoutExpired` is raised."""
     process = start_command(
         [sys.executable, "-m", "reconciler", *args],
         clean_environment(settings | {"COLUMNS": str(columns)}),
+        cwd=cwd,
     )
     return finish_command(process, timeout)
 
 
-def start_command(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def start_command(
+    argv: list[str], env: dict[str, str], *, cwd: str | None = None
+) -> subprocess.Popen[str]:
     """Start `argv` in a session (and process group) of its own, for `finish_command`."""
     return subprocess.Popen(
         argv,
         env=env,
+        cwd=cwd if cwd is not None else CHILD_DIRECTORY,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -20,10 +20,9 @@ from typing import IO
 import httpx
 
 from reconciler.local.localpg import free_port
-from tests.cli import clean_environment
+from tests.cli import CHILD_DIRECTORY, clean_environment
 from tests.waiting import wait_until
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # `python -m reconciler serve --host 127.0.0.1`; the port is appended.
 SERVE = ("-m", "reconciler", "serve", "--host", "127.0.0.1")
 # Generous: it only bounds a failure, and a loaded machine can take seconds to import the app.
@@ -101,7 +100,7 @@ class ServiceProcess:
             return await asyncio.create_subprocess_exec(
                 *(sys.executable, *self.arguments, "--port", str(self.port)),
                 env=clean_environment(self.env),
-                cwd=REPO_ROOT,
+                cwd=CHILD_DIRECTORY,  # no `.env` of the checkout leaks in
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,

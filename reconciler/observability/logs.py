@@ -81,6 +81,15 @@ def unsafe_pattern_for_javascript() -> str:
     return "[" + "".join(f"\\u{{{first:x}}}-\\u{{{last:x}}}" for first, last in UNSAFE_RANGES) + "]"
 
 
+def one_line(text: str) -> str:
+    """A multi-line message (PostgreSQL's `ERROR …\nHINT: …`) as one line, its lines joined by
+    "; ": an error reads the same in a terminal, a log line and a JSON field, without the
+    literal `\n` escape_unsafe would otherwise write for each break."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def escape_unsafe(text: str) -> str:
     """`text` on one line, every control or invisible character written as an escape."""
     return _UNSAFE.sub(_escape_char, text) if _UNSAFE.search(text) else text
@@ -159,6 +168,9 @@ def formatter_for(log_format: LogFormat, secrets: Iterable[str] = ()) -> logging
     return JsonFormatter(redact) if log_format == "json" else ConsoleFormatter(redact)
 
 
+_CHATTY_HTTP_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(
     level: str, log_format: LogFormat, stream: TextIO | None = None, secrets: Iterable[str] = ()
 ) -> None:
@@ -176,3 +188,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request at INFO (one line per Runware call, per Storage upload): noise
+    # at the default level. Their warnings still show; at debug everything does.
+    chatty = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in _CHATTY_HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Protocol, get_args, runtime_checkable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 
+from reconciler import service_version
 from reconciler.observability.pending import PendingStatsCache, PendingStatsSource
 from reconciler.ports import TASK_OUTCOMES, ArchiveStats, FeedState, WebhookOutcome
 
@@ -134,6 +135,15 @@ class ServiceMetrics:
         )
         self._state = _ScrapeTimeCollector()
         self.registry.register(self._state)
+        # Which version answers (the package metadata, written once in pyproject.toml): a
+        # dashboard or an alert can tell replicas of different releases apart during a rollout.
+        build_info = Gauge(
+            f"{PREFIX}build_info",
+            "Always 1; its version label is this replica's release.",
+            ["version"],
+            registry=self.registry,
+        )
+        build_info.labels(service_version()).set(1)
 
     # --- Observer ---------------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Protocol
 
+from reconciler import service_version
 from reconciler.ports import (
     FeedState,
     HeartbeatStore,
@@ -48,13 +48,6 @@ class EngineState(Protocol):
 
     @property
     def stats(self) -> SweepCount: ...
-
-
-def service_version() -> str:
-    try:
-        return metadata.version("clip-reconciler")
-    except metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "unknown"
 
 
 def _now() -> datetime:

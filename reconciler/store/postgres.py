@@ -25,6 +25,7 @@ import asyncpg
 
 from reconciler.callers import UserCaller
 from reconciler.config import DEFAULTS
+from reconciler.observability.logs import one_line
 from reconciler.ports import StoreConflict, StoreRejected, StoreUnavailable
 from reconciler.store.answers import JsonText, decode_answer
 from reconciler.store.calls import REJECTED_SQLSTATE_CLASSES, RETRIED_SQLSTATES, SqlFunction
@@ -84,11 +85,12 @@ def translate_error(error: Exception) -> Exception:
     if isinstance(error, asyncpg.PostgresError):
         state = str(getattr(error, "sqlstate", "") or "")
         if state.startswith(REJECTED_SQLSTATE_CLASSES):
-            return StoreRejected(str(error))
+            return StoreRejected(one_line(str(error)))
+        # asyncpg appends the HINT / DETAIL on lines of their own: one line for the logs.
         if state in RETRIED_SQLSTATES:
-            return StoreConflict(f"database error {state}: {error}")
-        return StoreUnavailable(f"database error {state}: {error}")
-    return StoreUnavailable(f"database unreachable: {type(error).__name__}: {error}")
+            return StoreConflict(f"database error {state}: {one_line(str(error))}")
+        return StoreUnavailable(f"database error {state}: {one_line(str(error))}")
+    return StoreUnavailable(f"database unreachable: {type(error).__name__}: {one_line(str(error))}")
 
 
 async def uses_transaction_pooling(dsn: str) -> bool:
