@@ -60,9 +60,11 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from reconciler.app import create_app
+    from reconciler.doctor import startup_line
     from reconciler.http.slow_clients import server_options
 
     settings = _settings(serving=True)
+    log.info("%s", startup_line(settings))
     uvicorn.run(
         create_app(settings),
         host=args.host,

@@ -217,6 +217,26 @@ async def _bucket_finding(settings: Settings) -> Finding:
     return Finding("storage", True, f"bucket {bucket!r} present")
 
 
+def startup_line(settings: Settings) -> str:
+    """What `serve` says first: what it runs and against what, with no secret in it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        running = version("clip-reconciler")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        running = "unknown"
+    database = (
+        database_host(settings.database_url)
+        if settings.database_url is not None
+        else f"{settings.supabase_url} (PostgREST)"
+    )
+    archive = f"on (bucket {settings.archive.bucket})" if settings.archive.enabled else "off"
+    return (
+        f"clip-reconciler {running}: transport {settings.transport}, database {database},"
+        f" Runware {settings.runware_api_url}, archiving {archive}, feed {settings.feed}"
+    )
+
+
 def run(environ: Mapping[str, str]) -> tuple[bool, list[Finding]]:
     findings = asyncio.run(diagnose(environ))
     return all(f.ok for f in findings), findings
