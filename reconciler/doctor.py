@@ -217,6 +217,21 @@ async def _bucket_finding(settings: Settings) -> Finding:
     return Finding("storage", True, f"bucket {bucket!r} present")
 
 
+async def schema_problem(dsn: str) -> str | None:
+    """What keeps the service from running on this database's schema (migrations missing, or
+    from a later version), with the fix; None when it fits or when the database does not answer
+    (readiness reports that on its own)."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_SECONDS, statement_cache_size=0)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None
+    try:
+        finding = await _migrations_finding(conn)
+    finally:
+        await conn.close()
+    return None if finding.ok else f"migrations: {finding.detail}"
+
+
 def startup_line(settings: Settings) -> str:
     """What `serve` says first: what it runs and against what, with no secret in it."""
     from importlib.metadata import PackageNotFoundError, version
