@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -14,6 +15,7 @@ from starlette.routing import Route
 from reconciler.archive.worker import announce_archiving
 from reconciler.clock import SYSTEM_CLOCK, Clock
 from reconciler.config import Settings
+from reconciler.doctor import schema_problem
 from reconciler.http.access_log import AccessLog
 from reconciler.http.admin import admin_routes
 from reconciler.http.auth_failures import FailedAuthentications
@@ -25,6 +27,11 @@ from reconciler.observability.metrics import ServiceMetrics
 from reconciler.operator.heartbeat import heartbeating
 from reconciler.ports import StoreRejected, StoreUnavailable
 from reconciler.services import Services, open_services
+
+log = logging.getLogger("reconciler.app")
+
+# A schema that does not fit is checked again, and said again, once a minute.
+SCHEMA_RECHECK_SECONDS = 60.0
 
 
 async def _start_archiving(
@@ -74,18 +81,44 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
             app.state.database_readiness = DatabaseReadiness(services.store, clock=clock.now)
             app.state.metrics = service_metrics
             service_metrics.watch(services.store, services.engine)
-            if services.engine is None:
+            app.state.schema_problem = None
+            engine = services.engine
+            if engine is None:
                 yield
                 return
-            archiving = await _start_archiving(services, service_metrics)
-            services.engine.start()
-            try:
+            # Unready until the engine runs: it starts once the schema fits (at once, normally).
+            app.state.schema_problem = "checking the database's schema"
+
+            async def start_when_the_schema_fits(running: contextlib.AsyncExitStack) -> None:
+                if settings.database_url is not None:
+                    while (problem := await schema_problem(settings.database_url)) is not None:
+                        # One line a minute that says what to do, instead of every call
+                        # failing with "function … does not exist" several times a second.
+                        app.state.schema_problem = problem
+                        log.warning("not ready: %s", problem)
+                        await asyncio.sleep(SCHEMA_RECHECK_SECONDS)
+                archiving = await _start_archiving(services, service_metrics)
+                # Unwound in reverse: heartbeats stop, then archiving, then the engine.
+                running.push_async_callback(engine.stop, settings.shutdown_seconds)
+                running.push_async_callback(
+                    _stop_archiving, services, archiving, settings.shutdown_seconds
+                )
+                engine.start()
                 interval = settings.heartbeat_seconds
-                async with heartbeating(services.store, services.engine, interval_seconds=interval):
+                await running.enter_async_context(
+                    heartbeating(services.store, engine, interval_seconds=interval)
+                )
+                app.state.schema_problem = None
+
+            async with contextlib.AsyncExitStack() as running:
+                starting = asyncio.create_task(
+                    start_when_the_schema_fits(running), name="start-when-the-schema-fits"
+                )
+                try:
                     yield
-            finally:
-                await _stop_archiving(services, archiving, settings.shutdown_seconds)
-                await services.engine.stop(settings.shutdown_seconds)
+                finally:
+                    starting.cancel()
+                    await asyncio.gather(starting, return_exceptions=True)
 
     return Starlette(
         routes=[

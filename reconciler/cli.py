@@ -1,4 +1,5 @@
-"""`reconciler` command line: serve, check, sweep, resync, migrate, archive, status, demo."""
+"""`reconciler` command line: serve, check, sweep, resync, migrate, archive, status, doctor,
+demo."""
 
 from __future__ import annotations
 
@@ -66,9 +67,11 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from reconciler.app import create_app
+    from reconciler.doctor import startup_line
     from reconciler.http.slow_clients import server_options
 
     settings = _settings(serving=True)
+    log.info("%s", startup_line(settings))
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -390,6 +393,16 @@ def _archive(args: argparse.Namespace) -> int:
     return asyncio.run(_run_archive(args, settings, Console()))
 
 
+def _doctor(_: argparse.Namespace) -> int:
+    from reconciler.doctor import run
+
+    healthy, findings = run(os.environ)
+    for finding in findings:
+        # Secrets masked and control characters escaped: findings quote what servers said.
+        print(escape_unsafe(Redactor(_known_secrets())(finding.line())), flush=True)
+    return 0 if healthy else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from reconciler.local.demo import run_demo
 
@@ -535,6 +548,13 @@ def parser() -> argparse.ArgumentParser:
         help="pause between pages (default 0.1)",
     )
     archive.set_defaults(run=_archive)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="pre-flight check: settings, database, projects' shape, migrations, realtime,"
+        " Runware key, Storage bucket, pooler; one line each with the fix; non-zero if any fails",
+    )
+    doctor.set_defaults(run=_doctor)
 
     demo = commands.add_parser(
         "demo",

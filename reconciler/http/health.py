@@ -82,6 +82,11 @@ async def readyz(request: Request) -> Response:
     database: DatabaseReadiness = request.app.state.database_readiness
     ready = await database.answers()
     body: dict[str, str] = {"database": "ok" if ready else "unavailable"}
+    schema: str | None = getattr(request.app.state, "schema_problem", None)
+    if schema is not None:
+        # The engine waits for a schema that fits (see app.py): not ready until it runs.
+        body["schema"] = schema
+        ready = False
     feed_state = services.engine.feed_state if services.engine is not None else None
     if feed_state is not None:
         body["feed"] = feed_state  # starting, subscribed, reconnecting or stopped
