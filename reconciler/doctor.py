@@ -21,6 +21,7 @@ from reconciler.config import ConfigError, Settings, load_settings
 from reconciler.migrations import RECORD_TABLE, check_shape, migration_files
 from reconciler.ports import RunwareCredentialsRejected
 from reconciler.runware.client import RunwareClient
+from reconciler.store.calls import CATALOGUE
 from reconciler.store.postgres import names_the_transaction_pooler_port, uses_transaction_pooling
 
 # The issue's bound: an unreachable database is reported after this long, not after the
@@ -111,19 +112,74 @@ async def _database_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
+async def _missing_functions(conn: asyncpg.Connection) -> list[str]:
+    """The catalogued functions (reconciler/store/calls.py: every call this version makes) that
+    the database lacks, or has with other arguments."""
+    rows = await conn.fetch(
+        "select p.proname, coalesce(p.proargnames, '{}') as names,"
+        " array(select format_type(a.type, null)"
+        "       from unnest(p.proargtypes::oid[]) with ordinality as a(type, position)"
+        "       order by a.position) as types"
+        " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'public' and p.proname = any($1::text[])",
+        [function.name for function in CATALOGUE],
+    )
+    present = {(row["proname"], tuple(row["names"]), tuple(row["types"])) for row in rows}
+    return [
+        function.name
+        for function in CATALOGUE
+        if (function.name, function.argument_names, function.argument_types) not in present
+    ]
+
+
+async def _recorded_migrations(conn: asyncpg.Connection) -> tuple[set[str], set[str]] | None:
+    """(files recorded, names only our runner knows) from `reconciler migrate`'s records and the
+    Supabase CLI's (`supabase db push` records a file by its timestamp version); None when
+    neither kind of record exists (the files were applied some other way, e.g. psql)."""
+    ours: set[str] = set()
+    versions: set[str] = set()
+    has_ours = await conn.fetchval(f"select to_regclass('{RECORD_TABLE}') is not null")
+    if has_ours:
+        rows = await conn.fetch("select name from reconciler.schema_migrations")
+        ours = {row["name"] for row in rows}
+    has_cli = await conn.fetchval(
+        "select to_regclass('supabase_migrations.schema_migrations') is not null"
+    )
+    if has_cli:
+        versions = {
+            str(row["version"])
+            for row in await conn.fetch("select version from supabase_migrations.schema_migrations")
+        }
+    if not has_ours and not has_cli:
+        return None
+    files = {path.name for path in migration_files()}
+    recorded = ours | {name for name in files if name.split("_", 1)[0] in versions}
+    return recorded, ours - files
+
+
 async def _migrations_finding(conn: asyncpg.Connection) -> Finding:
     files = [path.name for path in migration_files()]
-    if not await conn.fetchval(f"select to_regclass('{RECORD_TABLE}') is not null"):
+    # The functions are the truth (they are what the service calls), whoever applied the files
+    # and whatever they recorded; the records add which file is missing, and what is too new.
+    missing_functions = await _missing_functions(conn)
+    if missing_functions:
         return Finding(
             "migrations",
             False,
-            f"none applied (no {RECORD_TABLE}); {MIGRATE_FIX} (or `supabase db push`)",
+            f"{len(missing_functions)} of the {len(CATALOGUE)} functions this version calls are"
+            f" missing or differ (first: {missing_functions[0]}); {MIGRATE_FIX}"
+            " (or `supabase db push`)",
         )
-    applied = {
-        row["name"] for row in await conn.fetch("select name from reconciler.schema_migrations")
-    }
+    records = await _recorded_migrations(conn)
+    if records is None:
+        return Finding(
+            "migrations",
+            True,
+            f"every function this version calls is present (no record of the {len(files)}"
+            " files: applied without `reconciler migrate` or `supabase db push`)",
+        )
+    applied, unknown = records
     missing = [name for name in files if name not in applied]
-    unknown = sorted(applied - set(files))
     if missing:
         return Finding(
             "migrations",
@@ -135,7 +191,8 @@ async def _migrations_finding(conn: asyncpg.Connection) -> Finding:
             "migrations",
             False,
             f"the database has {len(unknown)} migration(s) this version does not know"
-            f" (last: {unknown[-1]}); upgrade the reconciler to the version that applied them",
+            f" (last: {sorted(unknown)[-1]}); upgrade the reconciler to the version that"
+            " applied them",
         )
     return Finding("migrations", True, f"all {len(files)} applied, none unknown")
 
